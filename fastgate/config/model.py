@@ -1,0 +1,215 @@
+"""The compiled configuration: frozen dataclasses built once by loader.py.
+
+Invariant: runtime code reads only these objects, never raw YAML dicts. Durations are float
+seconds, sizes are int bytes, paths are absolute (resolved against the config file's folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+# Named defaults: every limit has one, a config key and a contract status (CONTRACT.md).
+DEFAULT_MAX_REQUEST_LINE = 8 * 1024  # -> 414
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024  # -> 431
+DEFAULT_MAX_HEADERS = 100  # -> 431
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # -> 413
+DEFAULT_HEADER_TIMEOUT = 10.0  # -> 408
+DEFAULT_BODY_TIMEOUT = 30.0  # -> 408
+DEFAULT_IDLE_TIMEOUT = 60.0
+DEFAULT_MAX_CONNECTIONS = 10000
+DEFAULT_SHUTDOWN_GRACE = 30.0
+DEFAULT_UPSTREAM_TIMEOUT = 30.0  # -> 504
+DEFAULT_CONNECT_TIMEOUT = 2.0  # -> 502
+DEFAULT_ADMIN_ADDRESS = ("127.0.0.1", 9901)
+DEFAULT_REDACT_HEADERS = ("authorization", "cookie", "x-api-key", "proxy-authorization")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    certificate: Path
+    private_key: Path
+    min_version: str = "1.2"  # "1.2" | "1.3"
+    ciphers: str = "hardened"  # "hardened" or an explicit OpenSSL TLS 1.2 cipher string
+    client_certificates: str = "none"  # none | optional | required
+    client_ca: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+    tls: ServerTls | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_request_line: int = DEFAULT_MAX_REQUEST_LINE
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_headers: int = DEFAULT_MAX_HEADERS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    fast_path: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    host: str = DEFAULT_ADMIN_ADDRESS[0]
+    port: int = DEFAULT_ADMIN_ADDRESS[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Logging:
+    access_log: str = "stdout"  # "stdout" | "off" | an absolute file path
+    level: str = "info"
+    redact_headers: tuple[str, ...] = DEFAULT_REDACT_HEADERS
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    urls: tuple[str, ...]
+    timeout: float = 0.05
+    on_unavailable: str = "local"  # local | allow | deny
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    master_key_env: str = "FASTGATE_MASTER_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """`requests` per `per` seconds (a tier, a burst, an anonymous or API limit)."""
+
+    requests: int
+    per: float
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    name: str
+    requests: int | None = None
+    per: float | None = None
+    burst: Window | None = None
+    bandwidth: int | None = None  # request + response bytes per `per`
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    password_hash: str
+    digest_ha1: str | None = None
+    roles: tuple[str, ...] = ()
+    claims: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    hash: str  # "sha256:" + 64 lowercase hex
+    allowed_ips: tuple[str, ...] = ()
+    allowed_referers: tuple[str, ...] = ()
+    expires: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    sha256: str | None = None  # "AB:CD:..." upper-case hex pairs
+    subject: str | None = None  # RFC 4514
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    api: str
+    tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    name: str
+    tier: str | None = None
+    client_id: str | None = None
+    client_secret_hash: str | None = None
+    redirect_uris: tuple[str, ...] = ()
+    grant_types: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
+    certificates: tuple[ClientCertificate, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    verify: bool = True
+    ca: Path | None = None
+    certificate: Path | None = None
+    private_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamUrl:
+    scheme: str  # "http" | "https"
+    host: str
+    port: int
+
+    @property
+    def authority(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    urls: tuple[UpstreamUrl, ...]
+    path: str = "/"
+    timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    tls: UpstreamTls | None = None
+    max_requests_per_second: int | None = None
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    anonymous: Window | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    name: str
+    base_path: str  # normalised: starts with "/", no trailing "/" (except the root "/")
+    upstream: Upstream
+    mode: str = "enforce"  # enforce | monitor
+    authentication: tuple[str, ...] = ()  # () = public
+    max_body_bytes: int | None = None  # per-API override of limits.max_body_bytes
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: Path
+    listeners: tuple[Listener, ...]
+    apis: tuple[Api, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    workers: int = 1
+    http: HttpSettings = field(default_factory=HttpSettings)
+    admin: Admin | None = field(default_factory=Admin)
+    logging: Logging = field(default_factory=Logging)
+    redis: RedisSettings | None = None
+    secrets: Secrets = field(default_factory=Secrets)
+    users: tuple[User, ...] = ()
+    applications: tuple[Application, ...] = ()
+    tiers: dict[str, Tier] = field(default_factory=dict)
+    # key path -> line, for audit findings and messages that point into the file
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)

@@ -1,0 +1,427 @@
+"""Upstream HTTP/1.1 client: pooled keep-alive connections, round robin, timeouts, back-off.
+
+Invariant: a connection goes back to the pool only after a response was read to its end with
+both sides agreeing on keep-alive; anything odd closes it. Response heads use the native fast
+path when it fully understands them and h11 otherwise; with `http.fast_path: false` the whole
+exchange goes through h11. Every wait is bounded by `connect_timeout` or `timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+
+import h11
+
+from .. import errors
+from ..config.model import Upstream, UpstreamUrl
+from .server import _find_head_end
+
+try:
+    from .._native import httpfast
+except ImportError:  # pragma: no cover
+    httpfast = None
+
+MAX_IDLE_PER_URL = 128  # idle keep-alive connections kept per upstream URL
+IDLE_EXPIRY = 30.0  # an idle pooled connection older than this is closed, not reused
+DOWN_BACKOFF = 2.0  # a URL that refused a connection is skipped this long
+MAX_RESPONSE_HEAD = 64 * 1024  # a bigger upstream response head is a bad gateway
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+CHUNK = 64 * 1024
+
+
+class _Gone(Exception):
+    """The connection closed before any response byte: safe to retry an idempotent request."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    def __init__(self, url: UpstreamUrl) -> None:
+        self.url = url
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.eof = False
+        self.closed = False
+        self.idle_since = 0.0
+        self._paused = False
+        self._write_paused = False
+        self._waiter: asyncio.Future | None = None
+        self._drain: asyncio.Future | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) > HIGH_WATER and not self._paused:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self):
+        self.eof = True
+        self._wake()
+        return None
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.eof = True
+        self._wake()
+        d = self._drain
+        if d is not None and not d.done():
+            d.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        d = self._drain
+        if d is not None and not d.done():
+            d.set_result(None)
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(True)
+
+    async def wait(self, deadline: float) -> None:
+        if self._paused and len(self.buf) < LOW_WATER:
+            self._paused = False
+            self.transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._waiter = fut
+        handle = loop.call_at(deadline, _expire, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            self._waiter = None
+        if not fut.result():
+            raise errors.GatewayTimeout("upstream did not answer in time")
+
+    def take(self, n: int) -> bytes:
+        data = bytes(self.buf[:n])
+        del self.buf[:n]
+        return data
+
+    async def send(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionResetError("upstream closed")
+        self.transport.write(data)
+        if self._write_paused:
+            self._drain = asyncio.get_running_loop().create_future()
+            await self._drain
+            if self.closed:
+                raise ConnectionResetError("upstream closed")
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+def _expire(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(False)
+
+
+class UpstreamResponse:
+    """A response head plus its streamed body; `release()` returns the connection when clean."""
+
+    __slots__ = ("status", "reason", "headers", "content_length", "_pool", "_conn", "_h11",
+                 "_head_only", "_deadline_gap", "_keep", "_done")
+
+    def __init__(self, pool, conn, status, reason, headers, content_length, keep, h11conn,
+                 head_only) -> None:
+        self._pool = pool
+        self._conn = conn
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.content_length = content_length  # None = unknown (chunked or until close)
+        self._keep = keep
+        self._h11 = h11conn
+        self._head_only = head_only
+        self._deadline_gap = pool.upstream.timeout
+        self._done = head_only or content_length == 0
+
+    async def body(self) -> AsyncIterator[bytes]:
+        if self._done:
+            return
+        conn = self._conn
+        loop = asyncio.get_running_loop()
+        if self._h11 is None:
+            remaining = self.content_length if self.content_length is not None else -1
+            while remaining != 0:
+                if conn.buf:
+                    n = len(conn.buf) if remaining < 0 else min(remaining, len(conn.buf))
+                    chunk = conn.take(min(n, CHUNK))
+                    if remaining > 0:
+                        remaining -= len(chunk)
+                    yield chunk
+                    continue
+                if conn.eof:
+                    if remaining < 0:
+                        break  # close-delimited body ends here
+                    self._keep = False
+                    raise errors.BadGateway("upstream closed mid-response")
+                await conn.wait(loop.time() + self._deadline_gap)
+            self._done = True
+            return
+        hc = self._h11
+        while True:
+            try:
+                ev = hc.next_event()
+            except h11.RemoteProtocolError as e:
+                self._keep = False
+                raise errors.BadGateway("malformed upstream response", log_detail=str(e)) from None
+            if ev is h11.NEED_DATA:
+                if conn.buf:
+                    hc.receive_data(conn.take(len(conn.buf)))
+                elif conn.eof:
+                    hc.receive_data(b"")
+                else:
+                    await conn.wait(loop.time() + self._deadline_gap)
+                continue
+            t = type(ev)
+            if t is h11.Data:
+                yield bytes(ev.data)
+            elif t is h11.EndOfMessage:
+                self._done = True
+                return
+            else:  # ConnectionClosed before the end
+                self._keep = False
+                raise errors.BadGateway("upstream closed mid-response")
+
+    def release(self) -> None:
+        """Return the connection to the pool if the exchange ended cleanly, else close it."""
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        reusable = self._done and self._keep and not conn.closed and not conn.buf
+        if reusable and self._h11 is not None:
+            hc = self._h11
+            reusable = hc.our_state is h11.DONE and hc.their_state is h11.DONE and not hc.trailing_data[0]
+        if reusable:
+            self._pool.put_back(conn)
+        else:
+            conn.close()
+
+
+class UpstreamPool:
+    """All connections of one API's upstream: round robin over `urls`, bounded idle pools."""
+
+    def __init__(self, upstream: Upstream, fast_path: bool, ssl_context: ssl.SSLContext | None) -> None:
+        self.upstream = upstream
+        self.fast_path_available = httpfast is not None
+        self.fast_path = fast_path and self.fast_path_available
+        self.ssl_context = ssl_context
+        self._idle: dict[UpstreamUrl, deque[UpstreamConnection]] = {u: deque() for u in upstream.urls}
+        self._down_until: dict[UpstreamUrl, float] = {}
+        self._next = 0
+        self.in_flight = 0
+
+    def _pick(self) -> list[UpstreamUrl]:
+        """URLs in round-robin order, those in back-off last."""
+        urls = self.upstream.urls
+        n = len(urls)
+        start = self._next
+        self._next = (start + 1) % n
+        order = [urls[(start + i) % n] for i in range(n)]
+        if self._down_until:
+            now = time.monotonic()
+            up = [u for u in order if self._down_until.get(u, 0.0) <= now]
+            order = up + [u for u in order if u not in up]
+        return order
+
+    async def _connect(self, url: UpstreamUrl) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        ctx = self.ssl_context if url.scheme == "https" else None
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: UpstreamConnection(url), url.host, url.port, ssl=ctx,
+                    server_hostname=url.host if ctx is not None else None,
+                ),
+                self.upstream.connect_timeout,
+            )
+        except (TimeoutError, OSError, ssl.SSLError) as e:
+            self._down_until[url] = time.monotonic() + DOWN_BACKOFF
+            raise errors.BadGateway("upstream unreachable", log_detail=f"{url.authority}: {e!r}") from None
+        self._down_until.pop(url, None)
+        return proto
+
+    def _idle_conn(self, url: UpstreamUrl) -> UpstreamConnection | None:
+        pool = self._idle[url]
+        now = time.monotonic()
+        while pool:
+            conn = pool.pop()
+            if not conn.closed and not conn.buf and now - conn.idle_since < IDLE_EXPIRY:
+                return conn
+            conn.close()
+        return None
+
+    def put_back(self, conn: UpstreamConnection) -> None:
+        pool = self._idle.get(conn.url)
+        if pool is None or len(pool) >= MAX_IDLE_PER_URL:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        pool.append(conn)
+
+    def close(self) -> None:
+        for pool in self._idle.values():
+            while pool:
+                pool.pop().close()
+
+    async def exchange(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+                       body: AsyncIterator[bytes] | None, body_length: int | None) -> UpstreamResponse:
+        """Send one request and read the response head.
+
+        `headers` carries no framing headers: `body_length` (None = chunked) and Host are ours.
+        A reused connection that turns out closed before any response byte is retried once on a
+        fresh one when the request has no body (nothing was consumed from the client).
+        """
+        last_error: errors.GatewayError | None = None
+        for url in self._pick():
+            conn = self._idle_conn(url)
+            reused = conn is not None
+            try:
+                if conn is None:
+                    conn = await self._connect(url)
+            except errors.BadGateway as e:
+                last_error = e
+                continue
+            try:
+                return await self._exchange_on(conn, url, method, target, headers, body, body_length)
+            except _Gone:
+                conn.close()
+                if reused and body is None:
+                    try:
+                        conn = await self._connect(url)
+                        return await self._exchange_on(conn, url, method, target, headers, None, body_length)
+                    except _Gone:
+                        conn.close()
+                raise errors.BadGateway("upstream closed the connection") from None
+            except BaseException:
+                conn.close()
+                raise
+        raise last_error or errors.BadGateway("no upstream reachable")
+
+    async def _exchange_on(self, conn, url, method, target, headers, body, body_length) -> UpstreamResponse:
+        hdrs = [(b"host", url.authority.encode())]
+        hdrs += headers
+        if body is not None:
+            if body_length is None:
+                hdrs.append((b"transfer-encoding", b"chunked"))
+            else:
+                hdrs.append((b"content-length", b"%d" % body_length))
+        if self.fast_path:
+            await self._send_fast(conn, method, target, hdrs, body, body_length)
+            hc = None
+        else:
+            hc = h11.Connection(h11.CLIENT)
+            await self._send_h11(conn, hc, method, target, hdrs, body)
+        return await self._read_head(conn, method, hc)
+
+    async def _send_fast(self, conn, method, target, hdrs, body, body_length) -> None:
+        try:
+            head = httpfast.serialize_request_head(method, target, hdrs)
+        except ValueError:
+            raise errors.BadRequest("header value not allowed") from None
+        try:
+            if body is None:
+                await conn.send(head)
+                return
+            await conn.send(head)
+            chunked = body_length is None
+            sent = 0
+            async for chunk in body:
+                sent += len(chunk)
+                await conn.send(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if chunked:
+                await conn.send(b"0\r\n\r\n")
+            elif sent != body_length:  # pragma: no cover - the client reader enforces it
+                raise errors.BadRequest("body length mismatch")
+        except ConnectionError:
+            raise _Gone from None
+
+    async def _send_h11(self, conn, hc, method, target, hdrs, body) -> None:
+        try:
+            data = hc.send(h11.Request(method=method, target=target, headers=hdrs))
+            await conn.send(data)
+            if body is not None:
+                async for chunk in body:
+                    await conn.send(hc.send(h11.Data(data=chunk)))
+            await conn.send(hc.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:
+            raise errors.BadRequest("request not forwardable") from None
+        except ConnectionError:
+            raise _Gone from None
+
+    async def _read_head(self, conn, method, hc) -> UpstreamResponse:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.upstream.timeout
+        head_only = method == b"HEAD"
+        while True:
+            end = _find_head_end(conn.buf) if conn.buf else -1
+            if end >= 0 or hc is not None and conn.buf:
+                break
+            if len(conn.buf) > MAX_RESPONSE_HEAD:
+                raise errors.BadGateway("upstream response head too large")
+            if conn.eof:
+                if not conn.buf:
+                    raise _Gone
+                raise errors.BadGateway("upstream closed mid-response")
+            await conn.wait(deadline)
+        if hc is None:
+            h = httpfast.parse_response_head(bytes(conn.buf[:end]))
+            if h is not None:
+                del conn.buf[:end]
+                cl = h.content_length
+                status = h.status
+                no_body = head_only or status in (204, 304)
+                return UpstreamResponse(
+                    self, conn, status, h.reason, h.headers,
+                    0 if no_body else (cl if cl >= 0 else None),
+                    h.keep_alive and (cl >= 0 or no_body), None, no_body,
+                )
+            # Outside the fast subset (1xx, chunked, odd syntax): h11 reads this response.
+            hc = h11.Connection(h11.CLIENT)
+            hc.send(h11.Request(method=method, target=b"/", headers=[(b"host", b"upstream")]))
+            hc.send(h11.EndOfMessage())
+        while True:
+            try:
+                ev = hc.next_event()
+            except h11.RemoteProtocolError as e:
+                raise errors.BadGateway("malformed upstream response", log_detail=str(e)) from None
+            if ev is h11.NEED_DATA:
+                if len(conn.buf) > MAX_RESPONSE_HEAD:
+                    raise errors.BadGateway("upstream response head too large")
+                if conn.buf:
+                    hc.receive_data(conn.take(len(conn.buf)))
+                elif conn.eof:
+                    hc.receive_data(b"")
+                else:
+                    await conn.wait(deadline)
+                continue
+            if type(ev) is h11.InformationalResponse:
+                continue  # 100 Continue / 103 Early Hints are not forwarded
+            if type(ev) is h11.Response:
+                headers = list(ev.headers)
+                cl = None
+                for n, v in headers:
+                    if n == b"content-length":
+                        cl = int(v)
+                no_body = head_only or ev.status_code in (204, 304)
+                return UpstreamResponse(self, conn, ev.status_code, ev.reason, headers,
+                                        0 if no_body else cl, True, hc, no_body)
+            if type(ev) is h11.ConnectionClosed:
+                raise _Gone
+            raise errors.BadGateway("malformed upstream response")

@@ -1,0 +1,242 @@
+"""The request pipeline: fixed stages in order, and the only place errors become responses.
+
+Invariant: a request reaches an upstream only after every stage let it through; any stage may
+raise a GatewayError, which is rendered here as problem+json (RFC 9457) with the contract's
+status and code, never with a payload, a secret or a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import orjson
+
+from . import errors
+from .http.server import Request, ServerConnection, new_context
+from .routing import normalise_path, upstream_path
+
+log = logging.getLogger("fastgate")
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus the framing we always redo ourselves.
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
+    b"upgrade", b"content-length", b"host", b"expect", b"proxy-authorization", b"proxy-authenticate",
+})
+# Client-sent values of these are replaced, never trusted (CONTRACT.md "What reaches the upstream").
+CLIENT_REPLACED = frozenset({
+    b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+    b"forwarded", b"x-real-ip", b"x-request-id",
+})
+BANNERS = frozenset({b"server", b"x-powered-by", b"x-aspnet-version", b"x-aspnetmvc-version"})
+RESPONSE_DROP = (HOP_BY_HOP - {b"host", b"expect"}) | BANNERS | {b"x-request-id"}
+
+PROBLEM = b"application/problem+json"
+
+
+def new_request_id() -> str:
+    return os.urandom(12).hex()
+
+
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    tokens: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return frozenset(tokens)
+
+
+def forward_request_headers(headers: list[tuple[bytes, bytes]], ctx, host: bytes) -> list[tuple[bytes, bytes]]:
+    listed = _connection_tokens(headers)
+    out = []
+    for name, value in headers:
+        if name in HOP_BY_HOP or name in CLIENT_REPLACED or name.startswith(b"x-fastgate-"):
+            continue
+        if listed and name in listed:
+            continue
+        out.append((name, value))
+    out.append((b"x-forwarded-for", ctx.client_ip.encode()))
+    out.append((b"x-forwarded-proto", ctx.scheme.encode()))
+    if host:
+        out.append((b"x-forwarded-host", host))
+    out.append((b"x-request-id", ctx.request_id.encode()))
+    return out
+
+
+def response_headers(headers: list[tuple[bytes, bytes]], ctx) -> list[tuple[bytes, bytes]]:
+    listed = _connection_tokens(headers)
+    out = [(n, v) for n, v in headers if n not in RESPONSE_DROP and not (listed and n in listed)]
+    out.append((b"x-request-id", ctx.request_id.encode()))
+    out.extend(_ratelimit_headers(ctx))
+    return out
+
+
+def _ratelimit_headers(ctx) -> list[tuple[bytes, bytes]]:
+    d = ctx.rate_decision
+    if d is None:
+        return []
+    return [
+        (b"ratelimit-limit", b"%d" % d.limit),
+        (b"ratelimit-remaining", b"%d" % d.remaining),
+        (b"ratelimit-reset", b"%d" % _ceil(d.reset_after)),
+    ]
+
+
+def _ceil(x: float) -> int:
+    n = int(x)
+    return n if n >= x else n + 1
+
+
+def problem_body(err: errors.GatewayError, request_id: str) -> bytes:
+    doc = {"type": "about:blank", "title": err.title, "status": err.status, "code": err.code}
+    if err.detail:
+        doc["detail"] = err.detail
+    doc["request_id"] = request_id
+    if err.extra:
+        doc.update(err.extra)
+    return orjson.dumps(doc)
+
+
+class Pipeline:
+    def __init__(self, gateway) -> None:
+        self.gateway = gateway
+
+    async def handle(self, conn: ServerConnection, req: Request) -> bool:
+        """Answer one request; returns whether the connection may be kept alive."""
+        gw = self.gateway
+        runtime = gw.runtime
+        ctx = new_context(conn, new_request_id())
+        ctx.method = req.method.decode("latin-1")
+        ctx.http_version = req.http_version.decode("latin-1")
+        keep = False
+        try:
+            keep = await self._run(conn, req, ctx, runtime)
+        except errors.GatewayError as err:
+            keep = await self._refuse(conn, req, ctx, err)
+        except Exception:  # a bug must cost one request, never the worker
+            log.exception("request %s failed", ctx.request_id)
+            if conn._closed or ctx.status:
+                keep = False
+            else:
+                keep = await self._refuse(conn, req, ctx, errors.GatewayError())
+        finally:
+            total = time.perf_counter() - ctx.started
+            gw.observe(ctx, total)
+        return keep
+
+    async def _run(self, conn: ServerConnection, req: Request, ctx, runtime) -> bool:
+        # stage 2 leftovers: only origin-form reaches an API (RFC 9112 §3.2.1)
+        target = req.target.decode("latin-1")
+        if target[:1] != "/":
+            raise errors.BadRequest("request target must be a path")
+        raw_path, _, query = target.partition("?")
+        ctx.path = raw_path
+        ctx.query = query
+        path = normalise_path(raw_path)
+        ctx.path = path
+        # stage 3: route
+        api, rest = runtime.router.route(path)
+        ctx.route = api
+        ar = runtime.apis[api.name]
+        # stage 4: cheap checks first
+        if ar.anonymous is not None:
+            d = ar.anonymous.check(ctx.client_ip)
+            ctx.rate_decision = d
+            if not d.allowed:
+                ctx.decision = "rate_limits.anonymous"
+                raise errors.RateLimited("rate limit exceeded",
+                                         headers=[("retry-after", str(max(1, _ceil(d.retry_after))))])
+        pool = ar.pool
+        if ar.max_concurrency is not None and pool.in_flight >= ar.max_concurrency:
+            ctx.decision = "upstream.max_concurrency"
+            raise errors.BackendBusy("backend concurrency limit reached", headers=[("retry-after", "1")])
+        if req.content_length > ar.max_body:
+            raise errors.PayloadTooLarge(f"body larger than {ar.max_body} bytes")
+        # stage 9: proxy
+        host = b""
+        for name, value in req.headers:
+            if name == b"host":
+                host = value
+                break
+        fwd = forward_request_headers(req.headers, ctx, host)
+        up_target = upstream_path(api.upstream.path, rest)
+        if query:
+            up_target = up_target + "?" + query
+        ctx.upstream_path = up_target
+        body = None
+        body_length = None
+        if req.has_body:
+            body = self._counted(req.body(ar.max_body), ctx)
+            body_length = None if req.chunked else req.content_length
+        pool.in_flight += 1
+        ctx.upstream_started = time.perf_counter()
+        try:
+            try:
+                resp = await pool.exchange(req.method, up_target.encode("latin-1"), fwd, body, body_length)
+            except (errors.BadGateway, errors.GatewayTimeout) as e:
+                self.gateway.metrics.upstream_errors.labels(api.name, e.code).inc()
+                raise
+            ctx.upstream_ms = round((time.perf_counter() - ctx.upstream_started) * 1000, 3)
+            ctx.status = resp.status
+            conn.start_response(req, resp.status, resp.reason, response_headers(resp.headers, ctx),
+                                resp.content_length, close=not req.body_done)
+            try:
+                async for chunk in resp.body():
+                    ctx.bytes_out += len(chunk)
+                    conn.send_data(chunk)
+                    await conn.drain()
+            except errors.GatewayError as e:
+                # The head is already out: the only honest signal left is to cut the connection.
+                self.gateway.metrics.upstream_errors.labels(api.name, e.code).inc()
+                ctx.code = e.code
+                resp.release()
+                conn.close()
+                return False
+            resp.release()
+            return conn.end_response()
+        finally:
+            pool.in_flight -= 1
+
+    async def _counted(self, body, ctx):
+        async for chunk in body:
+            ctx.bytes_in += len(chunk)
+            yield chunk
+
+    async def _refuse(self, conn: ServerConnection, req: Request, ctx, err: errors.GatewayError) -> bool:
+        ctx.status = err.status
+        ctx.code = err.code
+        ctx.log_detail = err.log_detail
+        if conn._closed:
+            return False
+        if ctx.route is not None and err.status not in (502, 504):
+            self.gateway.metrics.rejections.labels(ctx.route.name, ctx.decision or "gateway", err.code).inc()
+        close = err.close_connection or not req.body_done
+        body = problem_body(err, ctx.request_id)
+        headers = [(b"content-type", PROBLEM), (b"cache-control", b"no-store"),
+                   (b"x-request-id", ctx.request_id.encode())]
+        headers += [(n.encode(), v.encode()) for n, v in err.headers]
+        headers += _ratelimit_headers(ctx)
+        if close:
+            # We close anyway: write the answer raw, whatever state the codec is in.
+            conn.write_raw_error(err.status, err.title.encode(), headers, body,
+                                 head_only=req.method == b"HEAD")
+            ctx.bytes_out += len(body)
+            return False
+        conn.start_response(req, err.status, err.title.encode(), headers, len(body))
+        conn.send_data(body)
+        ctx.bytes_out += len(body)
+        return conn.end_response()
+
+    async def reject_connection(self, conn: ServerConnection, err: errors.GatewayError) -> None:
+        """An error before a request could be parsed (limits, framing, timeouts): answer, close."""
+        ctx = new_context(conn, new_request_id())
+        ctx.status = err.status
+        ctx.code = err.code
+        ctx.log_detail = err.log_detail
+        body = problem_body(err, ctx.request_id)
+        headers = [(b"content-type", PROBLEM), (b"cache-control", b"no-store"),
+                   (b"x-request-id", ctx.request_id.encode())]
+        conn.write_raw_error(err.status, err.title.encode(), headers, body)
+        ctx.bytes_out = len(body)
+        self.gateway.observe(ctx, time.perf_counter() - ctx.started)

@@ -1,0 +1,55 @@
+"""The compiled, per-config state the pipeline runs on: routes, upstream pools, limiters.
+
+Invariant: built once per (re)load and swapped atomically; requests already in flight keep the
+Runtime they started with. Limiter state survives a reload when the limit itself is unchanged.
+"""
+
+from __future__ import annotations
+
+from .config.model import Api, Config, Window
+from .http.upstream import UpstreamPool
+from .routing import Router
+from .tls import upstream_context
+
+ANON_MAX_KEYS = 100_000  # distinct client IPs tracked per API; a flood cannot grow past this
+
+
+class ApiRuntime:
+    __slots__ = ("api", "pool", "anonymous", "anonymous_window", "max_body", "max_concurrency")
+
+    def __init__(self, api: Api, config: Config, previous: ApiRuntime | None) -> None:
+        self.api = api
+        ctx = None
+        if any(u.scheme == "https" for u in api.upstream.urls):
+            ctx = upstream_context(api.upstream.tls)
+        if previous is not None and previous.api.upstream == api.upstream:
+            self.pool = previous.pool  # keep warm connections across reloads
+        else:
+            self.pool = UpstreamPool(api.upstream, config.http.fast_path, ctx)
+        self.pool.fast_path = config.http.fast_path and self.pool.fast_path_available
+        window: Window | None = api.rate_limits.anonymous if not api.authentication else None
+        self.anonymous_window = window
+        if window is None:
+            self.anonymous = None
+        elif previous is not None and previous.anonymous_window == window:
+            self.anonymous = previous.anonymous
+        else:
+            from ._native.ratelimit import GcraLimiter
+
+            self.anonymous = GcraLimiter(requests=window.requests, per=window.per, max_keys=ANON_MAX_KEYS)
+        self.max_body = api.max_body_bytes if api.max_body_bytes is not None else config.limits.max_body_bytes
+        self.max_concurrency = api.upstream.max_concurrency
+
+
+class Runtime:
+    __slots__ = ("config", "router", "apis")
+
+    def __init__(self, config: Config, previous: Runtime | None = None) -> None:
+        self.config = config
+        self.router = Router(config.apis)
+        old = previous.apis if previous is not None else {}
+        self.apis = {api.name: ApiRuntime(api, config, old.get(api.name)) for api in config.apis}
+
+    def retired_pools(self, newer: Runtime) -> list[UpstreamPool]:
+        keep = {id(a.pool) for a in newer.apis.values()}
+        return [a.pool for a in self.apis.values() if id(a.pool) not in keep]
