@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from http import HTTPStatus
 
 import orjson
 
@@ -83,6 +84,13 @@ def _ratelimit_headers(ctx) -> list[tuple[bytes, bytes]]:
     ]
 
 
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+
+
+def _reason(status: int) -> bytes:
+    return _REASONS.get(status, b"Unknown")
+
+
 def _ceil(x: float) -> int:
     n = int(x)
     return n if n >= x else n + 1
@@ -126,6 +134,10 @@ class Pipeline:
         return keep
 
     async def _run(self, conn: ServerConnection, req: Request, ctx, runtime) -> bool:
+        # stage 1 leftover: `client_certificates: required` on the listener (see tls.py)
+        if conn.client_cert_required and conn.peer_cert is None:
+            ctx.decision = "listener.client_certificates"
+            raise errors.Unauthenticated("a client certificate is required")
         # stage 2 leftovers: only origin-form reaches an API (RFC 9112 §3.2.1)
         target = req.target.decode("latin-1")
         if target[:1] != "/":
@@ -179,7 +191,7 @@ class Pipeline:
                 raise
             ctx.upstream_ms = round((time.perf_counter() - ctx.upstream_started) * 1000, 3)
             ctx.status = resp.status
-            conn.start_response(req, resp.status, resp.reason, response_headers(resp.headers, ctx),
+            conn.start_response(req, resp.status, resp.reason or _reason(resp.status), response_headers(resp.headers, ctx),
                                 resp.content_length, close=not req.body_done)
             try:
                 async for chunk in resp.body():

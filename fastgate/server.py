@@ -80,20 +80,26 @@ class Gateway:
 
     # ------------------------------------------------------------------ connections
     def connection_opened(self, conn: ServerConnection) -> None:
-        self.connection_count += 1
         state = self.listeners.get(conn.listener.name)
         if state is not None:
             state.connections.add(conn)
         self._gauge(conn.listener.name).inc()
-        if self.connection_count >= self.runtime.config.limits.max_connections:
-            self._capacity.clear()
 
     def connection_closed(self, conn: ServerConnection) -> None:
-        self.connection_count -= 1
         state = self.listeners.get(conn.listener.name)
         if state is not None:
             state.connections.discard(conn)
         self._gauge(conn.listener.name).dec()
+        self._release_slot()
+
+    def _take_slot(self) -> None:
+        """Counted at accept time (before the handshake), so max_connections is exact."""
+        self.connection_count += 1
+        if self.connection_count >= self.runtime.config.limits.max_connections:
+            self._capacity.clear()
+
+    def _release_slot(self) -> None:
+        self.connection_count -= 1
         if self.connection_count < self.runtime.config.limits.max_connections:
             self._capacity.set()
 
@@ -152,6 +158,7 @@ class Gateway:
                 await asyncio.sleep(0.05)  # EMFILE and friends: back off, don't spin
                 continue
             csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._take_slot()
             loop.create_task(self._start_connection(state, csock))
 
     async def _start_connection(self, state: ListenerState, csock: socket.socket) -> None:
@@ -166,14 +173,16 @@ class Gateway:
                     ssl_handshake_timeout=self.runtime.config.limits.header_timeout,
                 )
         except ssl.SSLError as e:
-            self.metrics.tls_failures.labels(listener.name, _tls_reason(e)).inc()
-            csock.close()
+            self._handshake_failed(listener, csock, _tls_reason(e))
         except TimeoutError:
-            self.metrics.tls_failures.labels(listener.name, "timeout").inc()
-            csock.close()
+            self._handshake_failed(listener, csock, "timeout")
         except OSError:
-            self.metrics.tls_failures.labels(listener.name, "connection_reset").inc()
-            csock.close()
+            self._handshake_failed(listener, csock, "connection_reset")
+
+    def _handshake_failed(self, listener: Listener, csock: socket.socket, reason: str) -> None:
+        self.metrics.tls_failures.labels(listener.name, reason).inc()
+        csock.close()
+        self._release_slot()
 
     # ------------------------------------------------------------------ reload and drain
     async def reload(self) -> bool:

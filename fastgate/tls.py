@@ -20,7 +20,10 @@ HARDENED_CIPHERS = (
 )
 
 _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-_CLIENT_CERTS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+# "required" is CERT_OPTIONAL in the handshake: a presented certificate is still verified there
+# (a bad chain never completes a handshake), but a missing one gets the contract's HTTP 401
+# `unauthenticated` answer instead of an opaque TLS alert (pipeline.py enforces it).
+_CLIENT_CERTS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_OPTIONAL}
 
 
 def server_context(tls: ServerTls) -> ssl.SSLContext:

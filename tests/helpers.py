@@ -79,10 +79,15 @@ class Proc:
 
 
 class Echo(Proc):
-    def __init__(self) -> None:
-        super().__init__([sys.executable, "-m", "fastgate.devtools.echo", "--port", "0"])
-        m = self.wait_line(r"listening on http://127\.0\.0\.1:(\d+)")
+    """The echo upstream; `seen(marker)` tells whether a request line containing it arrived."""
+
+    def __init__(self, *extra: str) -> None:
+        super().__init__([sys.executable, "-m", "fastgate.devtools.echo", "--port", "0", "--log", *extra])
+        m = self.wait_line(r"listening on https?://127\.0\.0\.1:(\d+)")
         self.port = int(m.group(1))
+
+    def seen(self, marker: str) -> bool:
+        return any(marker in line for line in list(self.out) if line.startswith("echo: "))
 
 
 class Gateway(Proc):

@@ -15,6 +15,9 @@ import h11
 import orjson
 
 
+LOG_REQUESTS = False  # `--log`: one line per request on stdout, so tests see what was forwarded
+
+
 class EchoProtocol(asyncio.Protocol):
     def __init__(self, server_header: bytes = b"echo/1.0") -> None:
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=1 << 20)
@@ -63,6 +66,8 @@ class EchoProtocol(asyncio.Protocol):
                         break
                     else:
                         return
+                if LOG_REQUESTS:  # only complete requests count as received
+                    print("echo: " + ev.method.decode() + " " + ev.target.decode("latin-1"), flush=True)
                 await self.respond(ev, size, digest.hexdigest())
                 if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
                     break
@@ -116,17 +121,15 @@ class EchoProtocol(asyncio.Protocol):
             self.send(h11.EndOfMessage())
             return
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
-        if req.method == b"HEAD":
-            self.send(h11.Response(status_code=status, headers=headers))
-        else:
-            self.send(h11.Response(status_code=status, headers=headers))
+        self.send(h11.Response(status_code=status, headers=headers))
+        if req.method != b"HEAD":
             self.send(h11.Data(data=body))
         self.send(h11.EndOfMessage())
 
 
-async def start_echo(host: str = "127.0.0.1", port: int = 0) -> asyncio.AbstractServer:
+async def start_echo(host: str = "127.0.0.1", port: int = 0, ssl=None) -> asyncio.AbstractServer:
     loop = asyncio.get_running_loop()
-    return await loop.create_server(EchoProtocol, host, port, reuse_address=True)
+    return await loop.create_server(EchoProtocol, host, port, reuse_address=True, ssl=ssl)
 
 
 def main() -> None:
@@ -135,12 +138,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="fastgate echo upstream (demo/tests)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=9000)
+    ap.add_argument("--log", action="store_true", help="print each request line")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate chain")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--client-ca", help="require client certificates signed by this CA")
     args = ap.parse_args()
+    global LOG_REQUESTS
+    LOG_REQUESTS = args.log
+    ctx = None
+    if args.tls_cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            ctx.load_verify_locations(args.client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
 
     async def serve() -> None:
-        server = await start_echo(args.host, args.port)
+        server = await start_echo(args.host, args.port, ctx)
         port = server.sockets[0].getsockname()[1]
-        print(f"echo upstream listening on http://{args.host}:{port}", flush=True)
+        scheme = "https" if ctx else "http"
+        print(f"echo upstream listening on {scheme}://{args.host}:{port}", flush=True)
         await server.serve_forever()
 
     uvloop.run(serve())

@@ -11,7 +11,7 @@ import re
 from ..config.model import Limits
 from ..errors import BadRequest, HeadersTooLarge, UriTooLong
 
-_FRAMING = re.compile(rb"\n(content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)
+_FRAMING = re.compile(rb"\n(content-length|transfer-encoding)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 
 def check_partial(buf: bytes | bytearray, limits: Limits) -> None:
@@ -39,8 +39,16 @@ def check_head(head: bytes, limits: Limits) -> None:
     lines = head.count(b"\n", nl + 1) - 1
     if lines > limits.max_headers:
         raise HeadersTooLarge("too many request headers")
+    if b"\n " in head or b"\n\t" in head:
+        # RFC 9112 §5.2: obs-fold is rejected, not unfolded (h11 would unfold it).
+        raise BadRequest("obsolete line folding")
     if b"ength" in head or b"ENGTH" in head or b"ncoding" in head or b"NCODING" in head:
-        found = [m.group(1).lower() for m in _FRAMING.finditer(head, nl)]
+        matches = list(_FRAMING.finditer(head, nl))
+        found = [m.group(1).lower() for m in matches]
+        for m in matches:
+            # RFC 9110 §8.6 lets a recipient merge "3, 3"; we refuse every list form instead.
+            if m.group(1).lower() == b"content-length" and not m.group(2).rstrip(b" \t").isdigit():
+                raise BadRequest("invalid Content-Length")
         if len(found) > 1:
             # RFC 9112 §6.3: CL with TE, or several CL, is how requests are smuggled.
             if b"transfer-encoding" in found and b"content-length" in found:

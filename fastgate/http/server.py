@@ -28,6 +28,7 @@ LOW_WATER = 64 * 1024
 BODY_CHUNK = 64 * 1024
 LINGER = 2.0  # seconds of discarding input after a final error answer, before closing
 LINGER_BYTES = 1024 * 1024
+LINGER_QUIET = 0.25
 
 _BLANK = (b"\n\r\n", b"\n\n")
 
@@ -99,6 +100,7 @@ class ServerConnection(asyncio.Protocol):
         self.client_ip = ""
         self.peer_cert = None
         self.scheme = "https" if listener.tls is not None else "http"
+        self.client_cert_required = listener.tls is not None and listener.tls.client_certificates == "required"
         self.requests = 0
         self._head_only = False
         self._lingering = False
@@ -122,6 +124,8 @@ class ServerConnection(asyncio.Protocol):
             self._lingered += len(data)
             if self._lingered > LINGER_BYTES:
                 self.transport.close()
+            else:
+                self._arm_linger()
             return
         self._buf += data
         if len(self._buf) > HIGH_WATER and not self._paused:
@@ -469,7 +473,18 @@ class ServerConnection(asyncio.Protocol):
             self.transport.resume_reading()
         if self.listener.tls is None and self.transport.can_write_eof():
             self.transport.write_eof()
-        asyncio.get_running_loop().call_later(LINGER, self.transport.close)
+        loop = asyncio.get_running_loop()
+        self._linger_deadline = loop.time() + LINGER
+        self._linger_timer = None
+        self._arm_linger()
+
+    def _arm_linger(self) -> None:
+        """Close once the client has been quiet for LINGER_QUIET, or at the LINGER deadline."""
+        loop = asyncio.get_running_loop()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+        when = min(loop.time() + LINGER_QUIET, self._linger_deadline)
+        self._linger_timer = loop.call_at(when, self.transport.close)
 
 
 def serialize_response_head(status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:

@@ -389,7 +389,7 @@ class UpstreamPool:
                 no_body = head_only or status in (204, 304)
                 return UpstreamResponse(
                     self, conn, status, h.reason, h.headers,
-                    0 if no_body else (cl if cl >= 0 else None),
+                    cl if cl >= 0 else (0 if no_body else None),
                     h.keep_alive and (cl >= 0 or no_body), None, no_body,
                 )
             # Outside the fast subset (1xx, chunked, odd syntax): h11 reads this response.
@@ -421,7 +421,7 @@ class UpstreamPool:
                         cl = int(v)
                 no_body = head_only or ev.status_code in (204, 304)
                 return UpstreamResponse(self, conn, ev.status_code, ev.reason, headers,
-                                        0 if no_body else cl, True, hc, no_body)
+                                        cl, True, hc, no_body)
             if type(ev) is h11.ConnectionClosed:
                 raise _Gone
             raise errors.BadGateway("malformed upstream response")
