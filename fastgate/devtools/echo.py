@@ -14,7 +14,6 @@ import hashlib
 import h11
 import orjson
 
-
 LOG_REQUESTS = False  # `--log`: one line per request on stdout, so tests see what was forwarded
 
 

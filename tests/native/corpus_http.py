@@ -183,7 +183,7 @@ RESPONSES: list[tuple[str, bytes, str, str]] = [
     ("two host headers are fine here", b"HTTP/1.1 200 OK\r\nHost: a\r\nHost: b\r\n\r\n", FAST, OK),
     ("upgrade header on 200", b"HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nContent-Length: 0\r\n\r\n", FAST, OK),
     ("100 continue", b"HTTP/1.1 100 Continue\r\n\r\n", NONE, OK),
-    ("101 switching", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", NONE, OK),
+    ("101 without an upgrade request", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", NONE, ERROR),
     ("600", b"HTTP/1.1 600 Odd\r\n\r\n", NONE, OK),
     ("999", b"HTTP/1.1 999 Odd\r\n\r\n", NONE, OK),
     ("HTTP/2.0 status line", b"HTTP/2.0 200 OK\r\n\r\n", NONE, OK),
