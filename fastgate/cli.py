@@ -70,9 +70,22 @@ def _new_api_key(args) -> int:
 
 
 def _run(args) -> int:
+    from .config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    if config.workers > 1:
+        # Must run before prometheus_client is imported: it picks multiprocess mode at import.
+        from .workers import run_workers
+
+        return run_workers(config, args.config)
     from .server import run
 
-    return run(args.config)
+    return run(config, args.config)
 
 
 def _bench(args) -> int:

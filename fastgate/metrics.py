@@ -27,7 +27,7 @@ class Metrics:
         self.tls_failures = Counter("fastgate_tls_handshake_failures", "Failed TLS handshakes",
                                     ["listener", "reason"], registry=r)
         self.active_connections = Gauge("fastgate_active_connections", "Open client connections",
-                                        ["listener"], registry=r)
+                                        ["listener"], registry=r, multiprocess_mode="livesum")
         self.config_reloads = Counter("fastgate_config_reloads", "Config reloads", ["result"], registry=r)
         self._req_children: dict[tuple, tuple] = {}
 
@@ -44,3 +44,12 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def render_multiprocess(path: str) -> bytes:
+    """With workers > 1: every worker's values, summed (live ones only for the gauge)."""
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path)
+    return generate_latest(registry)

@@ -62,13 +62,17 @@ class ListenerState:
 
 class Gateway:
     def __init__(self, config: Config, config_path: str | Path, reuse_port: bool = False,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, serve_admin: bool = True, announce: bool = True,
+                 port_overrides: dict[str, int] | None = None) -> None:
         self.config_path = str(config_path)
         self.runtime = Runtime(config)
         self.metrics = metrics or Metrics()
         self.access_log = AccessLog(config.logging.access_log)
         self.pipeline = Pipeline(self)
         self.reuse_port = reuse_port
+        self.serve_admin = serve_admin
+        self.announce = announce  # print the "accepting on" lines (one worker does, with workers > 1)
+        self.port_overrides = port_overrides or {}  # ports the master resolved for `:0` listeners
         self.listeners: dict[str, ListenerState] = {}
         self.admin: AdminServer | None = None
         self.draining = False
@@ -125,19 +129,20 @@ class Gateway:
         config = self.runtime.config
         for listener in config.listeners:
             self._open_listener(listener)
-        if config.admin is not None:
+        if config.admin is not None and self.serve_admin:
             self.admin = AdminServer(self, config.admin.host, config.admin.port)
             await self.admin.start()
 
     def _open_listener(self, listener: Listener) -> ListenerState:
         ctx = server_context(listener.tls) if listener.tls is not None else None
-        sock = bind(listener.host, listener.port, self.reuse_port)
+        sock = bind(listener.host, self.port_overrides.get(listener.name, listener.port), self.reuse_port)
         state = ListenerState(listener, sock, ctx)
         self.listeners[listener.name] = state
         state.task = asyncio.get_running_loop().create_task(self._accept_loop(state))
         host, port = state.address
         scheme = "https" if ctx is not None else "http"
-        print(f"fastgate: listener {listener.name} accepting on {scheme}://{_fmt(host)}:{port}", flush=True)
+        if self.announce:
+            print(f"fastgate: listener {listener.name} accepting on {scheme}://{_fmt(host)}:{port}", flush=True)
         return state
 
     async def _accept_loop(self, state: ListenerState) -> None:
@@ -209,6 +214,9 @@ class Gateway:
         for name, state in list(self.listeners.items()):
             lst = new_names.get(name)
             if lst is None or (lst.host, lst.port) != (state.listener.host, state.listener.port):
+                if lst is not None and lst.port == 0 and lst.host == state.listener.host:
+                    state.listener = lst  # `:0` means "any port": keep the one we have
+                    continue
                 self._close_listener(state)
                 del self.listeners[name]
         self.runtime = runtime
@@ -283,22 +291,12 @@ def _tls_reason(e: ssl.SSLError) -> str:
     return reason if reason.replace("_", "").isalnum() and len(reason) < 64 else "handshake_failed"
 
 
-def run(config_path: str) -> int:
-    """`fastgate run -c FILE`: exit 0 after a drain, 2 on a config error."""
+def run(config: Config, config_path: str) -> int:
+    """`fastgate run -c FILE` with one worker: exit 0 after a drain."""
     import uvloop
 
-    try:
-        config = load_config(config_path)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=sys.stderr)
-        return 2
     logging.basicConfig(level=config.logging.level.upper(), stream=sys.stderr,
                         format="fastgate: %(levelname)s %(message)s")
-    if config.workers > 1:
-        from .workers import run_workers
-
-        return run_workers(config, config_path)
 
     async def main() -> None:
         gw = Gateway(config, config_path)
