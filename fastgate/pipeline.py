@@ -92,6 +92,8 @@ def _reason(status: int) -> bytes:
 
 
 def _ceil(x: float) -> int:
+    if x != x or x > 86400 * 365:  # nan/inf (a cost no bucket can ever hold): a year is "never"
+        return 86400 * 365
     n = int(x)
     return n if n >= x else n + 1
 
