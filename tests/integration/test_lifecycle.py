@@ -144,3 +144,37 @@ def _swallow(fn) -> None:
         fn()
     except Exception:
         pass
+
+
+def test_sighup_reloads_certificates(pki, echo, start_gateway, tmp_path):
+    import shutil
+
+    from fastgate.devtools.certs import make_dev_pki
+    from tests.helpers import client_context
+
+    live = tmp_path / "live"
+    live.mkdir()
+    shutil.copy(pki["server.crt"], live / "server.crt")
+    shutil.copy(pki["server.key"], live / "server.key")
+    tls = f"""
+      certificate: {live / 'server.crt'}
+      private_key: {live / 'server.key'}"""
+    g = start_gateway(config_yaml(pki, echo.port, tls=tls))
+    port = g.ports["public"]
+    old_ca = client_context(pki["ca.crt"])
+    kept = connect(port, old_ca)  # a connection made before the reload keeps working
+    fresh = make_dev_pki(tmp_path / "fresh")
+    new_ca = client_context(fresh["ca.crt"])
+    shutil.copy(fresh["server.crt"], live / "server.crt")
+    shutil.copy(fresh["server.key"], live / "server.key")
+    g.sighup()
+    g.wait_line("config reloaded", stream="err")
+    assert get(port, "/echo/v1/new", new_ca).status == 200
+    import ssl
+
+    import pytest
+    with pytest.raises(ssl.SSLError):
+        get(port, "/echo/v1/old", old_ca)
+    kept.sendall(b"GET /echo/v1/kept HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(kept).status == 200
+    kept.close()
