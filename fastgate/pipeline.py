@@ -190,6 +190,8 @@ class Pipeline:
                 resp = await pool.exchange(req.method, up_target.encode("latin-1"), fwd, body, body_length)
             except (errors.BadGateway, errors.GatewayTimeout) as e:
                 self.gateway.metrics.upstream_errors.labels(api.name, e.code).inc()
+                # our own wording (address + exception class), never request bytes
+                log.warning("%s api=%s %s: %s", ctx.request_id, api.name, e.code, e.log_detail or e.detail)
                 raise
             ctx.upstream_ms = round((time.perf_counter() - ctx.upstream_started) * 1000, 3)
             ctx.status = resp.status

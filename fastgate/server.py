@@ -213,12 +213,11 @@ class Gateway:
         # listeners: keep sockets whose address is unchanged, rebind the rest
         for name, state in list(self.listeners.items()):
             lst = new_names.get(name)
-            if lst is None or (lst.host, lst.port) != (state.listener.host, state.listener.port):
-                if lst is not None and lst.port == 0 and lst.host == state.listener.host:
-                    state.listener = lst  # `:0` means "any port": keep the one we have
-                    continue
-                self._close_listener(state)
-                del self.listeners[name]
+            # same host and the port we hold (":0" means "any port": the one we have)
+            if lst is not None and lst.host == state.listener.host and lst.port in (0, state.address[1]):
+                continue
+            self._close_listener(state)
+            del self.listeners[name]
         self.runtime = runtime
         for name, lst in new_names.items():
             state = self.listeners.get(name)
