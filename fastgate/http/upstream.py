@@ -326,7 +326,7 @@ class UpstreamPool:
             await self._send_fast(conn, method, target, hdrs, body, body_length)
             hc = None
         else:
-            hc = h11.Connection(h11.CLIENT)
+            hc = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
             await self._send_h11(conn, hc, method, target, hdrs, body)
         return await self._read_head(conn, method, hc)
 
@@ -393,7 +393,7 @@ class UpstreamPool:
                     h.keep_alive and (cl >= 0 or no_body), None, no_body,
                 )
             # Outside the fast subset (1xx, chunked, odd syntax): h11 reads this response.
-            hc = h11.Connection(h11.CLIENT)
+            hc = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
             hc.send(h11.Request(method=method, target=b"/", headers=[(b"host", b"upstream")]))
             hc.send(h11.EndOfMessage())
         while True:
@@ -402,8 +402,6 @@ class UpstreamPool:
             except h11.RemoteProtocolError as e:
                 raise errors.BadGateway("malformed upstream response", log_detail=str(e)) from None
             if ev is h11.NEED_DATA:
-                if len(conn.buf) > MAX_RESPONSE_HEAD:
-                    raise errors.BadGateway("upstream response head too large")
                 if conn.buf:
                     hc.receive_data(conn.take(len(conn.buf)))
                 elif conn.eof:
