@@ -131,6 +131,9 @@ class Pipeline:
             else:
                 keep = await self._refuse(conn, req, ctx, errors.GatewayError())
         finally:
+            if not ctx.status:  # cancelled: the client went away before an answer (nginx's 499)
+                ctx.status = 499
+                ctx.code = "client_closed_request"
             total = time.perf_counter() - ctx.started
             gw.observe(ctx, total)
         return keep

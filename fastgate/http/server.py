@@ -240,7 +240,10 @@ class ServerConnection(asyncio.Protocol):
         """Next request head, or None when the connection should close quietly."""
         buf = self._buf
         deadline = None
-        idle_deadline = loop.time() + limits.idle_timeout
+        # A new connection gets header_timeout for its first byte, not the (longer) idle timeout:
+        # otherwise connections that never speak would hold slots for idle_timeout each.
+        wait_first = limits.header_timeout if self.requests == 0 else limits.idle_timeout
+        idle_deadline = loop.time() + wait_first
         while True:
             if buf:
                 if deadline is None:

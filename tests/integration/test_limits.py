@@ -184,3 +184,13 @@ def test_max_connections_waits_in_backlog(pki, echo, start_gateway, tls_client):
     assert read_response(c).status == 200
     b.close()
     c.close()
+
+
+def test_silent_connection_closed_without_an_answer(port, tls_client):
+    """A connection that never sends a byte gets header_timeout, then a quiet close (no 408)."""
+    with connect(port, tls_client) as s:
+        s.settimeout(4)
+        start = time.monotonic()
+        data = s.recv(100)
+        assert data == b""
+        assert time.monotonic() - start < 3
