@@ -52,7 +52,8 @@ def forward_request_headers(headers: list[tuple[bytes, bytes]], ctx, host: bytes
     listed = _connection_tokens(headers)
     out = []
     for name, value in headers:
-        if name in HOP_BY_HOP or name in CLIENT_REPLACED or name.startswith(b"x-fastgate-"):
+        key = name.replace(b"_", b"-") if b"_" in name else name  # X_Forwarded_For is X-Forwarded-For to some backends
+        if key in HOP_BY_HOP or key in CLIENT_REPLACED or key.startswith(b"x-fastgate-"):
             continue
         if listed and name in listed:
             continue

@@ -33,7 +33,7 @@ LINGER_QUIET = 0.25
 _BLANK = (b"\n\r\n", b"\n\n")
 
 
-def _find_head_end(buf: bytearray) -> int:
+def _py_find_head_end(buf: bytearray) -> int:
     """h11's rule: a head ends at the first blank line (b"\\n\\r?\\n")."""
     a = buf.find(b"\n\r\n")
     b = buf.find(b"\n\n")
@@ -42,6 +42,13 @@ def _find_head_end(buf: bytearray) -> int:
     if b < 0 or a < b:
         return a + 3
     return b + 2
+
+
+_find_head_end = httpfast.find_head_end if httpfast is not None else _py_find_head_end
+
+# RFC 9110 §5.6.2 tchar: a request line starts with a method token; anything else (a TLS
+# ClientHello on a plain port, binary junk) is refused at its first byte, not at the timeout.
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
 
 class _Timeout(Exception):
@@ -254,6 +261,8 @@ class ServerConnection(asyncio.Protocol):
                     while buf[:2] == b"\r\n" or buf[:1] == b"\n":
                         del buf[: 2 if buf[0] == 0x0D else 1]
                 if buf and buf != b"\r":
+                    if buf[0] not in _TCHAR:
+                        raise errors.BadRequest("not an HTTP request")
                     end = _find_head_end(buf)
                     if end >= 0:
                         head = bytes(buf[:end])
@@ -309,7 +318,8 @@ class ServerConnection(asyncio.Protocol):
             elif name == b"transfer-encoding":
                 chunked = True
         keep = ev.http_version == b"1.1" and not any(
-            n == b"connection" and b"close" in v.lower() for n, v in headers
+            n == b"connection" and b"close" in [t.strip().lower() for t in v.split(b",")]
+            for n, v in headers
         )
         expect = conn.they_are_waiting_for_100_continue
         req = Request(self, ev.method, ev.target, ev.http_version, headers, cl, chunked, keep, expect)

@@ -85,3 +85,14 @@ def test_garbage_is_400(gw, tls_client):
     with connect(gw.ports["public"], tls_client) as s:
         s.sendall(b"\x16\x03\x01garbage\r\n\r\n")
         assert read_response(s).status == 400
+
+
+def test_non_http_bytes_refused_at_once(gw, tls_client):
+    """A TLS ClientHello (or any binary junk) where a request line belongs: 400 now, not at the
+    header timeout."""
+    with connect(gw.ports["public"], tls_client) as s:
+        start = time.monotonic()
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        r = read_response(s)
+        assert r.status == 400
+        assert time.monotonic() - start < 0.9
