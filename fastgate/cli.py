@@ -11,14 +11,20 @@ import getpass
 import sys
 
 
-def _check(args) -> int:
+def _load(path: str):
+    """The compiled config, or None after printing every problem (the caller exits 2)."""
     from .config import ConfigError, load_config
 
     try:
-        load_config(args.config)
+        return load_config(path)
     except ConfigError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
+        return None
+
+
+def _check(args) -> int:
+    if _load(args.config) is None:
         return 2
     print(f"{args.config}: ok")
     return 0
@@ -26,13 +32,9 @@ def _check(args) -> int:
 
 def _audit(args) -> int:
     from .audit import audit, format_findings
-    from .config import ConfigError, load_config
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=sys.stderr)
+    cfg = _load(args.config)
+    if cfg is None:
         return 2
     findings = audit(cfg)
     if findings:
@@ -70,13 +72,8 @@ def _new_api_key(args) -> int:
 
 
 def _run(args) -> int:
-    from .config import ConfigError, load_config
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        for problem in e.problems:
-            print(problem, file=sys.stderr)
+    config = _load(args.config)
+    if config is None:
         return 2
     if config.workers > 1:
         # Must run before prometheus_client is imported: it picks multiprocess mode at import.

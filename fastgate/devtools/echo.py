@@ -1,8 +1,9 @@
 """A small echo upstream for the demo and the tests: answers with what it received, as JSON.
 
 Invariant: test-only behaviour is reached through fixed paths (/status/N, /slow/MS, /bytes/N,
-/chunked/N, /reset, /close-early); everything else echoes method, target, headers and a body
-digest, so a test can see exactly what the gateway forwarded.
+/chunked/N, /reset, /close-early; /connid adds the connection's number to the echo); everything
+else echoes method, target, headers and a body digest, so a test can see exactly what the
+gateway forwarded.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 
 import h11
 import orjson
 
 LOG_REQUESTS = False  # `--log`: one line per request on stdout, so tests see what was forwarded
+_CONN_IDS = itertools.count(1)  # a path containing /connid/ answers with its connection's number
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -24,6 +27,7 @@ class EchoProtocol(asyncio.Protocol):
         self.transport = None
         self.task = None
         self.queue: asyncio.Queue = asyncio.Queue()
+        self.conn_id = next(_CONN_IDS)
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -111,6 +115,7 @@ class EchoProtocol(asyncio.Protocol):
             "method": req.method.decode(), "target": req.target.decode("latin-1"),
             "headers": [[n.decode("latin-1"), v.decode("latin-1")] for n, v in req.headers],
             "body_length": size, "body_sha256": digest,
+            **({"conn_id": self.conn_id} if "connid" in parts else {}),
         })
         if "chunked" in parts[:-1]:
             n = int(parts[parts.index("chunked") + 1])

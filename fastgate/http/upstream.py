@@ -32,6 +32,10 @@ MAX_RESPONSE_HEAD = 64 * 1024  # a bigger upstream response head is a bad gatewa
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 CHUNK = 64 * 1024
+# RFC 9110 §9.2.2: only these may be sent again after a connection died without an answer.
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+# RFC 9110 §8.6: methods whose content has a meaning; sent bodiless, they say Content-Length: 0.
+BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 
 
 class _Gone(Exception):
@@ -286,7 +290,8 @@ class UpstreamPool:
 
         `headers` carries no framing headers: `body_length` (None = chunked) and Host are ours.
         A reused connection that turns out closed before any response byte is retried once on a
-        fresh one when the request has no body (nothing was consumed from the client).
+        fresh one when the request has no body (nothing was consumed from the client) and its
+        method is idempotent (RFC 9110 §9.2.2: the upstream may have acted on it already).
         """
         last_error: errors.GatewayError | None = None
         for url in self._pick():
@@ -302,7 +307,7 @@ class UpstreamPool:
                 return await self._exchange_on(conn, url, method, target, headers, body, body_length)
             except _Gone:
                 conn.close()
-                if reused and body is None:
+                if reused and body is None and method in IDEMPOTENT:
                     try:
                         conn = await self._connect(url)
                         return await self._exchange_on(conn, url, method, target, headers, None, body_length)
@@ -322,6 +327,8 @@ class UpstreamPool:
                 hdrs.append((b"transfer-encoding", b"chunked"))
             else:
                 hdrs.append((b"content-length", b"%d" % body_length))
+        elif method in BODY_METHODS:
+            hdrs.append((b"content-length", b"0"))  # RFC 9110 §8.6; else some answer 411
         if self.fast_path:
             await self._send_fast(conn, method, target, hdrs, body, body_length)
             hc = None
@@ -380,6 +387,8 @@ class UpstreamPool:
                     raise _Gone
                 raise errors.BadGateway("upstream closed mid-response")
             await conn.wait(deadline)
+        if end > MAX_RESPONSE_HEAD:  # a head that arrived whole is bounded too
+            raise errors.BadGateway("upstream response head too large")
         if hc is None:
             h = httpfast.parse_response_head(bytes(conn.buf[:end]))
             if h is not None:
@@ -414,9 +423,20 @@ class UpstreamPool:
             if type(ev) is h11.Response:
                 headers = list(ev.headers)
                 cl = None
+                chunked = False
+                size = 0
                 for n, v in headers:
+                    size += len(n) + len(v) + 4
                     if n == b"content-length":
                         cl = int(v)
+                    elif n == b"transfer-encoding":
+                        chunked = True
+                if size > MAX_RESPONSE_HEAD:  # h11 bounds only a head that arrives in pieces
+                    raise errors.BadGateway("upstream response head too large")
+                if chunked and cl is not None:
+                    # RFC 9112 §6.1: both framings at once is response splitting or a broken
+                    # server; h11 would follow the chunks, the client the length: refuse it.
+                    raise errors.BadGateway("upstream response has Content-Length and Transfer-Encoding")
                 no_body = head_only or ev.status_code in (204, 304)
                 return UpstreamResponse(self, conn, ev.status_code, ev.reason, headers,
                                         cl, True, hc, no_body)
