@@ -48,8 +48,10 @@ bench: build wrk
 	$(PY) -m pytest -q benchmarks/micro --benchmark-columns=min,mean,ops
 	$(PY) benchmarks/e2e/run.py
 
-fuzz: build
-	@echo "fuzz targets arrive with the scanners (issue 3)"
+FUZZ_SECONDS ?= 300
+fuzz: build   ## a long run of every atheris target (make test runs each for a few seconds)
+	@for f in tests/fuzz/fuzz_*.py; do echo "== $$f ($(FUZZ_SECONDS) s)"; \
+	  $(PY) $$f -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 clean:
 	rm -rf build $(VENV) .demo fastgate/_native/*.c fastgate/_native/*.so *.egg-info .hypothesis .benchmarks
