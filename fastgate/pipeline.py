@@ -163,6 +163,7 @@ class Pipeline:
             ctx.rate_decision = d
             if not d.allowed:
                 ctx.decision = "rate_limits.anonymous"
+                self.gateway.metrics.ratelimit_denials.labels(api.name, "anonymous", "").inc()
                 raise errors.RateLimited("rate limit exceeded",
                                          headers=[("retry-after", str(max(1, _ceil(d.retry_after))))])
         pool = ar.pool

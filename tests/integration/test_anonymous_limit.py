@@ -41,3 +41,9 @@ def test_anonymous_limit_per_client_ip(pki, echo, start_gateway, tls_client):
     with tls_client.wrap_socket(raw, server_hostname="localhost") as s:
         s.sendall(b"GET /echo/v1/c HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.9.9.9\r\n\r\n")
         assert read_response(s).status == 429
+    raw = socket.create_connection(("127.0.0.1", g.admin_port), timeout=5)
+    raw.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    metrics = read_response(raw).body.decode()
+    raw.close()
+    assert 'fastgate_ratelimit_denials_total{api="echo",level="anonymous",tier=""} 2.0' in metrics
+    assert 'fastgate_policy_rejections_total{api="echo",code="rate_limited",policy="rate_limits.anonymous"} 2.0' in metrics
