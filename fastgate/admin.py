@@ -10,6 +10,8 @@ import asyncio
 
 import h11
 
+from .console import say
+
 ADMIN_TIMEOUT = 5.0
 ADMIN_MAX_HEAD = 8192
 PROM = b"text/plain; version=0.0.4; charset=utf-8"
@@ -26,7 +28,7 @@ class AdminServer:
         self._server = await asyncio.start_server(self._client, self.host, self.port, reuse_address=True)
         host, port = self._server.sockets[0].getsockname()[:2]
         self.port = port
-        print(f"fastgate: admin accepting on http://{host}:{port}", flush=True)
+        say(f"fastgate: admin accepting on http://{host}:{port}")
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -69,6 +71,8 @@ class AdminServer:
                 status, ctype, body = self.answer(ev.method, ev.target)
                 headers = [(b"content-type", ctype), (b"content-length", b"%d" % len(body)),
                            (b"connection", b"close"), (b"cache-control", b"no-store")]
+                if status == 405:
+                    headers.append((b"allow", b"GET, HEAD"))  # RFC 9110 §15.5.6
                 writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
                 if ev.method != b"HEAD":
                     writer.write(conn.send(h11.Data(data=body)))

@@ -24,6 +24,7 @@ class ApiRuntime:
             ctx = upstream_context(api.upstream.tls)
         if previous is not None and previous.api.upstream == api.upstream:
             self.pool = previous.pool  # keep warm connections across reloads
+            self.pool.ssl_context = ctx  # but new connections use key files as they are now
         else:
             self.pool = UpstreamPool(api.upstream, config.http.fast_path, ctx)
         self.pool.fast_path = config.http.fast_path and self.pool.fast_path_available

@@ -20,6 +20,7 @@ from .accesslog import AccessLog
 from .admin import AdminServer
 from .config import ConfigError, load_config
 from .config.model import Config, Listener
+from .console import say
 from .http.server import ServerConnection
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -142,7 +143,7 @@ class Gateway:
         host, port = state.address
         scheme = "https" if ctx is not None else "http"
         if self.announce:
-            print(f"fastgate: listener {listener.name} accepting on {scheme}://{_fmt(host)}:{port}", flush=True)
+            say(f"fastgate: listener {listener.name} accepting on {scheme}://{_fmt(host)}:{port}")
         return state
 
     async def _accept_loop(self, state: ListenerState) -> None:
@@ -201,11 +202,11 @@ class Gateway:
             }
         except ConfigError as e:
             for problem in e.problems:
-                print(f"fastgate: reload refused: {problem}", file=sys.stderr, flush=True)
+                say(f"fastgate: reload refused: {problem}", err=True)
             self.metrics.config_reloads.labels("refused").inc()
             return False
         except (OSError, ssl.SSLError, ValueError) as e:
-            print(f"fastgate: reload refused: {e}", file=sys.stderr, flush=True)
+            say(f"fastgate: reload refused: {e}", err=True)
             self.metrics.config_reloads.labels("refused").inc()
             return False
         old = self.runtime
@@ -225,7 +226,7 @@ class Gateway:
                 try:
                     self._open_listener(lst)
                 except OSError as e:
-                    print(f"fastgate: listener {name} could not bind: {e}", file=sys.stderr, flush=True)
+                    say(f"fastgate: listener {name} could not bind: {e}", err=True)
             else:
                 state.listener = lst
                 state.ssl = contexts[name]
@@ -235,7 +236,7 @@ class Gateway:
         for pool in old.retired_pools(runtime):
             pool.close()
         self.metrics.config_reloads.labels("ok").inc()
-        print("fastgate: config reloaded", file=sys.stderr, flush=True)
+        say("fastgate: config reloaded", err=True)
         return True
 
     def _close_listener(self, state: ListenerState) -> None:
@@ -271,12 +272,14 @@ class Gateway:
             api.pool.close()
         self.access_log.close()
 
-    async def serve_forever(self) -> None:
+    async def serve_forever(self, on_started=None) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         loop.add_signal_handler(signal.SIGTERM, self._stopped.set)
         loop.add_signal_handler(signal.SIGINT, self._stopped.set)
         await self.start()
+        if on_started is not None:
+            on_started()
         await self._stopped.wait()
         await self.drain()
 

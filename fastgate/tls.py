@@ -48,12 +48,18 @@ def server_context(tls: ServerTls) -> ssl.SSLContext:
 
 
 def upstream_context(tls: UpstreamTls | None) -> ssl.SSLContext:
-    """Client context for https:// upstreams: verification on unless `verify: false`."""
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    """Client context for https:// upstreams: verification on unless `verify: false`.
+
+    `ca` *replaces* the system trust store (as curl --cacert, Envoy trusted_ca): a backend
+    pinned to a private CA must not also accept any publicly trusted certificate for its name.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED + check_hostname
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls is not None and tls.ca is not None:
+        ctx.load_verify_locations(cafile=str(tls.ca))
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if tls is not None:
-        if tls.ca is not None:
-            ctx.load_verify_locations(cafile=str(tls.ca))
         if tls.certificate is not None and tls.private_key is not None:
             ctx.load_cert_chain(str(tls.certificate), str(tls.private_key))
         if not tls.verify:

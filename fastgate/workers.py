@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from .config.model import Config
+from .console import say
 
 RESPAWN_BACKOFF = 1.0  # a worker that keeps dying is restarted at most this often
 
@@ -44,7 +45,11 @@ def _worker(config: Config, config_path: str, index: int, ports: dict[str, int])
     async def main() -> None:
         gw = Gateway(config, config_path, reuse_port=True, serve_admin=False, announce=index == 0,
                      port_overrides=ports)
-        await gw.serve_forever()
+
+        def ready() -> None:
+            say(f"fastgate: worker {index} ready (pid {os.getpid()})", err=True)
+
+        await gw.serve_forever(on_started=ready)
 
     uvloop.run(main())
     return 0
@@ -55,6 +60,7 @@ def run_workers(config: Config, config_path: str) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
     ports, held = _reserve_ports(config)
     children: dict[int, int] = {}  # pid -> worker index
+    current = {"config": config}  # what a (re)started worker runs: the last config that loaded
 
     def spawn(index: int) -> None:
         pid = os.fork()
@@ -62,11 +68,14 @@ def run_workers(config: Config, config_path: str) -> int:
             import asyncio.events
 
             asyncio.events._set_running_loop(None)  # a respawn forks inside the master's loop
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            # Until its loop handles them: a SIGHUP must not kill a starting worker (it starts on
+            # the newest config anyway); SIGTERM/SIGINT may.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             code = 1
             try:
-                code = _worker(config, config_path, index, ports)
+                code = _worker(current["config"], config_path, index, ports)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
@@ -75,10 +84,10 @@ def run_workers(config: Config, config_path: str) -> int:
 
     for i in range(config.workers):
         spawn(i)
-    return _supervise(config, config_path, children, spawn, mp_dir, held)
+    return _supervise(config, config_path, children, spawn, mp_dir, held, current)
 
 
-def _supervise(config, config_path, children, spawn, mp_dir, held) -> int:
+def _supervise(config, config_path, children, spawn, mp_dir, held, current) -> int:
     import asyncio
 
     import uvloop
@@ -116,10 +125,11 @@ def _supervise(config, config_path, children, spawn, mp_dir, held) -> int:
 
         def on_hup() -> None:
             try:
-                load_config(config_path)  # refused here once, not N times in the workers
+                # refused here once, not N times in the workers; kept for workers started later
+                current["config"] = load_config(config_path)
             except ConfigError as e:
                 for problem in e.problems:
-                    print(f"fastgate: reload refused: {problem}", file=sys.stderr, flush=True)
+                    say(f"fastgate: reload refused: {problem}", err=True)
                 return
             forward(signal.SIGHUP)
 
@@ -147,7 +157,7 @@ def _supervise(config, config_path, children, spawn, mp_dir, held) -> int:
                     wait = RESPAWN_BACKOFF - (time.monotonic() - last_spawn)
                     if wait > 0:
                         await asyncio.sleep(wait)
-                    print(f"fastgate: worker {index} exited; starting a new one", file=sys.stderr, flush=True)
+                    say(f"fastgate: worker {index} exited; starting a new one", err=True)
                     last_spawn = time.monotonic()
                     spawn(index)
                 continue

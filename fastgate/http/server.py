@@ -114,6 +114,7 @@ class ServerConnection(asyncio.Protocol):
         self._lingered = 0
         self._keep = True
         self._chunked = False
+        self._resp_left = -1
         self.busy = False  # a request is in flight (drain waits for these)
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -424,6 +425,7 @@ class ServerConnection(asyncio.Protocol):
         if self._h11 is None:
             hdrs = list(headers)
             self._chunked = False
+            self._resp_left = -1 if content_length is None or self._head_only else content_length
             if content_length is not None:
                 hdrs.append((b"content-length", b"%d" % content_length))
             elif not self._head_only:
@@ -449,7 +451,15 @@ class ServerConnection(asyncio.Protocol):
         if self._h11 is None:
             if self._chunked:
                 self.write(b"%x\r\n%b\r\n" % (len(data), data))
+            elif self._resp_left < 0:
+                self.write(data)
             else:
+                # Never send more than the declared length: extra bytes would be read by the
+                # client as the next response (response splitting). h11 raises; we cut.
+                if len(data) > self._resp_left:
+                    data = data[: self._resp_left]
+                    self._keep = False
+                self._resp_left -= len(data)
                 self.write(data)
         else:
             self.write(self._h11.send(h11.Data(data=data)))
@@ -459,6 +469,8 @@ class ServerConnection(asyncio.Protocol):
         if self._h11 is None:
             if self._chunked and not self._head_only:
                 self.write(b"0\r\n\r\n")
+            if self._resp_left > 0:
+                return False  # short body: the client is still waiting for bytes; only a close ends it
             return self._keep
         conn = self._h11
         self.write(conn.send(h11.EndOfMessage()) or b"")
