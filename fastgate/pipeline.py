@@ -125,9 +125,11 @@ class Pipeline:
             keep = await self._run(conn, req, ctx, runtime)
         except errors.GatewayError as err:
             keep = await self._refuse(conn, req, ctx, err)
+        except ConnectionError:  # the client went away mid-answer: logged as 499 below
+            keep = False
         except Exception:  # a bug must cost one request, never the worker
             log.exception("request %s failed", ctx.request_id)
-            if conn._closed or ctx.status:
+            if conn.closed or ctx.status:
                 keep = False
             else:
                 keep = await self._refuse(conn, req, ctx, errors.GatewayError())
@@ -228,7 +230,7 @@ class Pipeline:
         ctx.status = err.status
         ctx.code = err.code
         ctx.log_detail = err.log_detail
-        if conn._closed:
+        if conn.closed:
             return False
         if ctx.route is not None and err.status not in (502, 504):
             self.gateway.metrics.rejections.labels(ctx.route.name, ctx.decision or "gateway", err.code).inc()

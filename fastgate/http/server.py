@@ -16,6 +16,7 @@ import h11
 from .. import errors
 from ..context import RequestContext
 from ..tls import peer_certificate
+from .flow import FlowProtocol
 from .headlimits import check_head, check_parsed, check_partial
 
 try:
@@ -23,8 +24,6 @@ try:
 except ImportError:  # pragma: no cover - the native build is part of `make`; h11 still works
     httpfast = None
 
-HIGH_WATER = 256 * 1024  # pause reading from the client past this much buffered input
-LOW_WATER = 64 * 1024
 BODY_CHUNK = 64 * 1024
 LINGER = 2.0  # seconds of discarding input after a final error answer, before closing
 LINGER_BYTES = 1024 * 1024
@@ -52,10 +51,6 @@ _TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh
 
 
 class _Timeout(Exception):
-    pass
-
-
-class _Closed(Exception):
     pass
 
 
@@ -88,20 +83,13 @@ class Request:
             yield chunk
 
 
-class ServerConnection(asyncio.Protocol):
+class ServerConnection(FlowProtocol):
     """One client connection; `handler(ctx, request, conn)` answers each request in order."""
 
     def __init__(self, gateway, listener) -> None:
+        super().__init__()
         self.gateway = gateway
         self.listener = listener
-        self.transport: asyncio.Transport | None = None
-        self._buf = bytearray()
-        self._eof = False
-        self._closed = False
-        self._paused = False
-        self._waiter: asyncio.Future | None = None
-        self._drain: asyncio.Future | None = None
-        self._write_paused = False
         self._h11: h11.Connection | None = None  # set for good once h11 owns the parsing
         self._task: asyncio.Task | None = None
         self.client_ip = ""
@@ -135,79 +123,27 @@ class ServerConnection(asyncio.Protocol):
             else:
                 self._arm_linger()
             return
-        self._buf += data
-        if len(self._buf) > HIGH_WATER and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        super().data_received(data)
 
     def eof_received(self):
-        self._eof = True
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        super().eof_received()
         return self.listener.tls is None  # keep the write side open to answer (plain TCP only)
 
     def connection_lost(self, exc) -> None:
-        self._closed = True
-        self._eof = True
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
-        d = self._drain
-        if d is not None and not d.done():
-            d.set_result(None)
+        super().connection_lost(exc)
         self.gateway.connection_closed(self)
         if self._task is not None and not self._task.done() and self.busy:
             self._task.cancel()  # client gone: abort the upstream exchange too
 
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        d = self._drain
-        if d is not None and not d.done():
-            d.set_result(None)
-
     # ------------------------------------------------------------------ I/O helpers
     async def _wait(self, deadline: float) -> None:
         """Wait for more input until `deadline` (loop time); raises _Timeout."""
-        if self._paused and len(self._buf) < LOW_WATER:
-            self._paused = False
-            self.transport.resume_reading()
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        self._waiter = fut
-        handle = loop.call_at(deadline, _expire, fut)
-        try:
-            await fut
-        finally:
-            handle.cancel()
-            self._waiter = None
-        if fut.result() is _TIMEOUT:
+        if not await self.wait_input(deadline):
             raise _Timeout
 
-    def _consume(self, n: int) -> bytes:
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        if self._paused and len(self._buf) < LOW_WATER:
-            self._paused = False
-            self.transport.resume_reading()
-        return data
-
     def write(self, data: bytes) -> None:
-        if not self._closed:
+        if not self.closed:
             self.transport.write(data)
-
-    async def drain(self) -> None:
-        if self._write_paused and not self._closed:
-            self._drain = asyncio.get_running_loop().create_future()
-            await self._drain
-        if self._closed:
-            raise _Closed
 
     def close(self) -> None:
         if self._lingering:
@@ -220,7 +156,7 @@ class ServerConnection(asyncio.Protocol):
         gw = self.gateway
         loop = asyncio.get_running_loop()
         try:
-            while not self._closed:
+            while not self.closed:
                 limits = gw.runtime.config.limits
                 try:
                     req = await self._read_head(limits, loop)
@@ -235,9 +171,9 @@ class ServerConnection(asyncio.Protocol):
                     keep = await gw.handle(self, req)
                 finally:
                     self.busy = False
-                if not keep or self._closed or gw.draining:
+                if not keep or self.closed or gw.draining:
                     break
-        except (_Closed, ConnectionError):
+        except ConnectionError:
             pass
         except asyncio.CancelledError:
             pass
@@ -246,7 +182,7 @@ class ServerConnection(asyncio.Protocol):
 
     async def _read_head(self, limits, loop) -> Request | None:
         """Next request head, or None when the connection should close quietly."""
-        buf = self._buf
+        buf = self.buf
         deadline = None
         # A new connection gets header_timeout for its first byte, not the (longer) idle timeout:
         # otherwise connections that never speak would hold slots for idle_timeout each.
@@ -270,7 +206,7 @@ class ServerConnection(asyncio.Protocol):
                         check_head(head, limits)
                         return self._parse_head(head, end, limits)
                     check_partial(buf, limits)
-            if self._eof:
+            if self.eof:
                 if buf:
                     raise errors.BadRequest("connection closed inside a request head")
                 return None
@@ -291,7 +227,7 @@ class ServerConnection(asyncio.Protocol):
         if self._h11 is None and runtime.config.http.fast_path and httpfast is not None:
             h = httpfast.parse_request_head(head)
             if h is not None:
-                del self._buf[:end]
+                del self.buf[:end]
                 check_parsed(h.method, h.target, h.headers, limits)
                 return Request(self, h.method, h.target, h.http_version, h.headers,
                                h.content_length, False, h.keep_alive, h.expect_continue)
@@ -299,9 +235,9 @@ class ServerConnection(asyncio.Protocol):
         # check_head above and any pipelined bytes h11 did not use come back to our buffer.
         conn = self._new_h11(limits)
         self._h11 = conn
-        conn.receive_data(bytes(self._buf))
-        self._buf.clear()
-        if self._eof:
+        conn.receive_data(bytes(self.buf))
+        self.buf.clear()
+        if self.eof:
             conn.receive_data(b"")
         try:
             ev = conn.next_event()
@@ -337,7 +273,7 @@ class ServerConnection(asyncio.Protocol):
                 raise errors.BadRequest("malformed request")
         leftover, _closed = conn.trailing_data
         if leftover:
-            self._buf[:0] = leftover
+            self.buf[:0] = leftover
         req.body_done = True
 
     async def _read_body(self, req: Request, max_bytes: int):
@@ -355,15 +291,15 @@ class ServerConnection(asyncio.Protocol):
         if self._h11 is None:
             remaining = req.content_length
             while remaining > 0:
-                if not self._buf:
-                    if self._eof:
+                if not self.buf:
+                    if self.eof:
                         raise errors.BadRequest("connection closed inside a request body")
                     try:
                         await self._wait(loop.time() + limits.body_timeout)
                     except _Timeout:
                         raise errors.RequestTimeout("request body not received in time") from None
                     continue
-                chunk = self._consume(min(remaining, len(self._buf), BODY_CHUNK))
+                chunk = self.take(min(remaining, len(self.buf), BODY_CHUNK))
                 remaining -= len(chunk)
                 yield chunk
             req.body_done = True
@@ -375,10 +311,10 @@ class ServerConnection(asyncio.Protocol):
             except h11.RemoteProtocolError as e:
                 raise errors.BadRequest("malformed request body", log_detail=str(e)) from None
             if ev is h11.NEED_DATA:
-                if self._buf:
-                    conn.receive_data(self._consume(len(self._buf)))
+                if self.buf:
+                    conn.receive_data(self.take(len(self.buf)))
                     continue
-                if self._eof:
+                if self.eof:
                     conn.receive_data(b"")
                     continue
                 try:
@@ -394,7 +330,7 @@ class ServerConnection(asyncio.Protocol):
             elif type(ev) is h11.EndOfMessage:
                 leftover, _ = conn.trailing_data
                 if leftover:
-                    self._buf[:0] = leftover
+                    self.buf[:0] = leftover
                 req.body_done = True
                 return
             else:
@@ -489,12 +425,12 @@ class ServerConnection(asyncio.Protocol):
         """Close after the answer is out without resetting it away: closing a socket that still
         has unread input sends RST, which can destroy the response in flight (nginx's
         lingering_close). Discard input for at most LINGER seconds / LINGER_BYTES, then close."""
-        if self._closed or self.transport is None or self.transport.is_closing():
+        if self.closed or self.transport is None or self.transport.is_closing():
             return
         self._lingering = True
-        self._buf.clear()
-        if self._paused:
-            self._paused = False
+        self.buf.clear()
+        if self._read_paused:
+            self._read_paused = False
             self.transport.resume_reading()
         if self.listener.tls is None and self.transport.can_write_eof():
             self.transport.write_eof()
@@ -522,14 +458,6 @@ def serialize_response_head(status: int, reason: bytes, headers: list[tuple[byte
         parts.append(b"%b: %b\r\n" % (name, value))
     parts.append(b"\r\n")
     return b"".join(parts)
-
-
-_TIMEOUT = object()
-
-
-def _expire(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(_TIMEOUT)
 
 
 def now_ms(start: float) -> float:

@@ -18,6 +18,7 @@ import h11
 
 from .. import errors
 from ..config.model import Upstream, UpstreamUrl
+from .flow import FlowProtocol
 from .server import _find_head_end
 
 try:
@@ -29,8 +30,6 @@ MAX_IDLE_PER_URL = 128  # idle keep-alive connections kept per upstream URL
 IDLE_EXPIRY = 30.0  # an idle pooled connection older than this is closed, not reused
 DOWN_BACKOFF = 2.0  # a URL that refused a connection is skipped this long
 MAX_RESPONSE_HEAD = 64 * 1024  # a bigger upstream response head is a bad gateway
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
 CHUNK = 64 * 1024
 # RFC 9110 §9.2.2: only these may be sent again after a connection died without an answer.
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
@@ -42,96 +41,29 @@ class _Gone(Exception):
     """The connection closed before any response byte: safe to retry an idempotent request."""
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(FlowProtocol):
     def __init__(self, url: UpstreamUrl) -> None:
+        super().__init__()
         self.url = url
-        self.transport: asyncio.Transport | None = None
-        self.buf = bytearray()
-        self.eof = False
-        self.closed = False
         self.idle_since = 0.0
-        self._paused = False
-        self._write_paused = False
-        self._waiter: asyncio.Future | None = None
-        self._drain: asyncio.Future | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        if len(self.buf) > HIGH_WATER and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()
-        self._wake()
-
-    def eof_received(self):
-        self.eof = True
-        self._wake()
-        return None
-
-    def connection_lost(self, exc) -> None:
-        self.closed = True
-        self.eof = True
-        self._wake()
-        d = self._drain
-        if d is not None and not d.done():
-            d.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._write_paused = True
-
-    def resume_writing(self) -> None:
-        self._write_paused = False
-        d = self._drain
-        if d is not None and not d.done():
-            d.set_result(None)
-
-    def _wake(self) -> None:
-        w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(True)
-
     async def wait(self, deadline: float) -> None:
-        if self._paused and len(self.buf) < LOW_WATER:
-            self._paused = False
-            self.transport.resume_reading()
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        self._waiter = fut
-        handle = loop.call_at(deadline, _expire, fut)
-        try:
-            await fut
-        finally:
-            handle.cancel()
-            self._waiter = None
-        if not fut.result():
+        if not await self.wait_input(deadline):
             raise errors.GatewayTimeout("upstream did not answer in time")
-
-    def take(self, n: int) -> bytes:
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        return data
 
     async def send(self, data: bytes) -> None:
         if self.closed:
             raise ConnectionResetError("upstream closed")
         self.transport.write(data)
-        if self._write_paused:
-            self._drain = asyncio.get_running_loop().create_future()
-            await self._drain
-            if self.closed:
-                raise ConnectionResetError("upstream closed")
+        await self.drain()
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
-
-
-def _expire(fut: asyncio.Future) -> None:
-    if not fut.done():
-        fut.set_result(False)
 
 
 class UpstreamResponse:
