@@ -191,9 +191,12 @@ class Api:
     base_path: str  # normalised: starts with "/", no trailing "/" (except the root "/")
     upstream: Upstream
     mode: str = "enforce"  # enforce | monitor
-    authentication: tuple[str, ...] = ()  # () = public
+    authentication: tuple[str, ...] = ()  # () = public; oauth2 | api_key | mtls | basic | digest
     max_body_bytes: int | None = None  # per-API override of limits.max_body_bytes
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    api_key: ApiKeyLocation = field(default_factory=lambda: ApiKeyLocation())
+    mtls: str = "optional"  # optional | required (a verified client cert on top of a method)
+    authorization: Authorization | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,5 +214,92 @@ class Config:
     users: tuple[User, ...] = ()
     applications: tuple[Application, ...] = ()
     tiers: dict[str, Tier] = field(default_factory=dict)
+    issuers: tuple[Issuer, ...] = ()
+    introspection: tuple[Introspection, ...] = ()
     # key path -> line, for audit findings and messages that point into the file
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- identity (issue 4)
+@dataclass(frozen=True, slots=True)
+class ApiKeyLocation:
+    """Where an API's keys are looked for (`apis[].api_key`)."""
+
+    header: str = "X-API-Key"
+    query: str | None = "api_key"
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    """An external OAuth2/OIDC provider whose JWTs are accepted (`issuers[]`)."""
+
+    name: str
+    issuer: str
+    algorithms: tuple[str, ...]
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str | None = None
+    jwks_file: Path | None = None
+    secret_env: str | None = None  # HS256/384/512 only; the secret itself is read at load
+    leeway: float = 30.0
+    scope_claim: str = "scope"
+    roles_claim: str = "roles"
+
+
+@dataclass(frozen=True, slots=True)
+class Introspection:
+    """An RFC 7662 endpoint for opaque tokens (`introspection[]`)."""
+
+    name: str
+    url: str
+    client_id: str
+    client_secret_env: str
+    cache_ttl: float = 60.0
+    timeout: float = 2.0  # our extension: -> 503 unavailable (fail closed)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceScopes:
+    """`authorization.resources[]`: every listed scope is needed for method + path template."""
+
+    path: str  # relative to base_path; "{id}" matches one segment, "/**" any rest
+    methods: tuple[str, ...] = ()  # () = every method
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    start: str  # "HH:MM" (config key `from`)
+    end: str  # "HH:MM" (config key `to`); end < start wraps past midnight
+    timezone: str = "UTC"  # IANA name, checked with zoneinfo at load
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    """`authorization.rules[]`: first match wins; every present condition must hold."""
+
+    id: str  # "rules[N]" unless the rule sets `id`
+    allow: bool
+    roles: tuple[str, ...] = ()  # any of
+    scopes: tuple[str, ...] = ()  # all of
+    applications: tuple[str, ...] = ()  # any of
+    methods: tuple[str, ...] = ()
+    path: str | None = None  # glob relative to base_path: "*" one segment, "**" any
+    client_ips: tuple[str, ...] = ()  # CIDRs, v4 and v6
+    claims: dict = field(default_factory=dict)  # name -> value (equals) or list (in)
+    time: TimeWindow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Opa:
+    url: str
+    timeout: float = 0.1
+    on_error: str = "deny"  # deny | allow
+    cache_ttl: float = 1.0  # our extension: decisions cached by input digest
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    roles_to_scopes: dict = field(default_factory=dict)  # role -> tuple of scopes
+    resources: tuple[ResourceScopes, ...] = ()
+    rules: tuple[PolicyRule, ...] = ()
+    opa: Opa | None = None
