@@ -1,0 +1,1 @@
+"""Policy units, one folder each (Kong's plugin unit): config compiled once, a handler per request."""

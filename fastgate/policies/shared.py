@@ -1,0 +1,33 @@
+"""Process-wide state that policy units share and that survives config reloads.
+
+Invariant: anything expensive to rebuild or that must not reset on SIGHUP (JWKS caches,
+verified-token caches, revocation sets, the HTTP client's pools) lives here, keyed by the
+config that defines it, so an unchanged issuer keeps its keys and caches across a reload.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..http.client import HttpClient
+
+
+class SharedState:
+    def __init__(self, nonce_key: bytes | None = None) -> None:
+        self.http = HttpClient()
+        # Signs Digest nonces and similar short-lived tokens; from the master key when one is
+        # configured (so every worker agrees), else random per process.
+        self.nonce_key = nonce_key or os.urandom(32)
+        self._objects: dict[Any, Any] = {}
+
+    def get(self, key: Any, factory: Callable[[], Any]) -> Any:
+        """The object for `key` (e.g. ("jwks", issuer_config)), made once with `factory`."""
+        obj = self._objects.get(key)
+        if obj is None:
+            obj = self._objects[key] = factory()
+        return obj
+
+    def close(self) -> None:
+        self.http.close()
