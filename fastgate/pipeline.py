@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from http import HTTPStatus
+from urllib.parse import quote, unquote_plus
 
 import orjson
 
@@ -71,6 +72,40 @@ def response_headers(headers: list[tuple[bytes, bytes]], ctx) -> list[tuple[byte
     out = [(n, v) for n, v in headers if n not in RESPONSE_DROP and not (listed and n in listed)]
     out.append((b"x-request-id", ctx.request_id.encode()))
     out.extend(_ratelimit_headers(ctx))
+    return out
+
+
+def _consume_credentials(headers: list[tuple[bytes, bytes]], found) -> list[tuple[bytes, bytes]]:
+    """Credentials the gateway consumed never reach the upstream (CONTRACT.md)."""
+    if not found.strip_headers:
+        return headers
+    drop = found.strip_headers
+    return [(n, v) for n, v in headers if n not in drop]
+
+
+def _drop_query_param(query: str, name: str) -> str:
+    """Remove every `name=...` (names compared percent-decoded); the rest keeps its encoding."""
+    kept = [p for p in query.split("&") if p and unquote_plus(p.split("=", 1)[0]) != name]
+    return "&".join(kept)
+
+
+_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%") + " "
+
+
+def _header_safe(value: str) -> bytes:
+    """Identity values come from tokens and config: percent-encode anything outside printable
+    ASCII so no claim can inject a header line (CR/LF) or smuggle bytes."""
+    return quote(value, safe=_SAFE).encode("ascii")
+
+
+def _identity_headers(identity) -> list[tuple[bytes, bytes]]:
+    out = []
+    if identity.subject:
+        out.append((b"x-fastgate-subject", _header_safe(identity.subject)))
+    if identity.application:
+        out.append((b"x-fastgate-application", _header_safe(identity.application)))
+    if identity.scopes:
+        out.append((b"x-fastgate-scopes", _header_safe(" ".join(sorted(identity.scopes)))))
     return out
 
 
@@ -166,8 +201,18 @@ class Pipeline:
             if not d.allowed:
                 ctx.decision = "rate_limits.anonymous"
                 self.gateway.metrics.ratelimit_denials.labels(api.name, "anonymous", "").inc()
-                raise errors.RateLimited("rate limit exceeded",
-                                         headers=[("retry-after", str(max(1, _ceil(d.retry_after))))])
+                self._enforce(ar, ctx, errors.RateLimited(
+                    "rate limit exceeded", headers=[("retry-after", str(max(1, _ceil(d.retry_after))))]))
+        # stage 5: authenticate (the first method that finds its credentials decides)
+        found = None
+        if ar.authenticators or api.mtls == "required":
+            found = await self._authenticate(ctx, req, ar)
+        # stage 6: authorize
+        if ar.authorizer is not None:
+            try:
+                await ar.authorizer.authorize(ctx, req, ctx.identity, rest)
+            except errors.GatewayError as err:
+                self._enforce(ar, ctx, err)
         pool = ar.pool
         if ar.max_concurrency is not None and pool.in_flight >= ar.max_concurrency:
             ctx.decision = "upstream.max_concurrency"
@@ -181,6 +226,12 @@ class Pipeline:
                 host = value
                 break
         fwd = forward_request_headers(req.headers, ctx, host)
+        if found is not None:
+            fwd = _consume_credentials(fwd, found)
+            if found.strip_query:
+                query = _drop_query_param(query, found.strip_query)
+        if ctx.identity is not None:
+            fwd.extend(_identity_headers(ctx.identity))
         up_target = upstream_path(api.upstream.path, rest)
         if query:
             up_target = up_target + "?" + query
@@ -220,6 +271,39 @@ class Pipeline:
             return conn.end_response()
         finally:
             pool.in_flight -= 1
+
+    async def _authenticate(self, ctx, req: Request, ar):
+        """Sets ctx.identity; returns what the deciding method found, so its credentials are
+        stripped even when monitor mode lets a failed check through."""
+        if ar.api.mtls == "required" and ctx.peer_cert is None:
+            ctx.decision = "apis.mtls"
+            self._enforce(ar, ctx, errors.Unauthenticated("a client certificate is required"))
+        for method in ar.authenticators:
+            found = method.find(ctx, req)
+            if found is not None:
+                ctx.decision = f"authentication.{method.name}"
+                try:
+                    ctx.identity = await method.verify(ctx, req, found)
+                except errors.GatewayError as err:
+                    self._enforce(ar, ctx, err)
+                return found
+        if ar.authenticators:
+            ctx.decision = "authentication"
+            challenges = [c for c in (m.challenge() for m in ar.authenticators) if c]
+            self._enforce(ar, ctx, errors.Unauthenticated(
+                "credentials required", headers=[("www-authenticate", c) for c in challenges]))
+        return None
+
+    def _enforce(self, ar, ctx, err: errors.GatewayError) -> None:
+        """Raise `err`, unless the API is in monitor mode: then log and count what would have
+        been refused and let the request go on (Envoy's filter_enabled without filter_enforced)."""
+        if not ar.monitor:
+            raise err
+        self.gateway.metrics.rejections.labels(ar.api.name, (ctx.decision or "policy") + ":monitor",
+                                               err.code).inc()
+        log.info("%s monitor: would refuse with %d %s (%s)", ctx.request_id, err.status, err.code,
+                 ctx.decision or "policy")
+        ctx.decision = f"monitor:{ctx.decision or 'policy'}:{err.code}"
 
     async def _counted(self, body, ctx):
         async for chunk in body:

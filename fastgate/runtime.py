@@ -6,8 +6,11 @@ Runtime they started with. Limiter state survives a reload when the limit itself
 
 from __future__ import annotations
 
+import importlib
+
 from .config.model import Api, Config, Window
 from .http.upstream import UpstreamPool
+from .policies.shared import SharedState
 from .routing import Router
 from .tls import upstream_context
 
@@ -15,10 +18,22 @@ ANON_MAX_KEYS = 100_000  # distinct client IPs tracked per API; a flood cannot g
 
 
 class ApiRuntime:
-    __slots__ = ("api", "pool", "anonymous", "anonymous_window", "max_body", "max_concurrency")
+    __slots__ = ("api", "pool", "anonymous", "anonymous_window", "max_body", "max_concurrency",
+                 "authenticators", "authorizer", "monitor")
 
-    def __init__(self, api: Api, config: Config, previous: ApiRuntime | None) -> None:
+    def __init__(self, api: Api, config: Config, previous: ApiRuntime | None, shared: SharedState) -> None:
         self.api = api
+        self.monitor = api.mode == "monitor"
+        # policies/<method>/policy.py: build(api, config, shared) -> Authenticator, in config order
+        self.authenticators = tuple(
+            importlib.import_module(f"fastgate.policies.{method}.policy").build(api, config, shared)
+            for method in api.authentication
+        )
+        self.authorizer = None
+        if api.authorization is not None:
+            from .policies.authorization.policy import build as build_authorizer
+
+            self.authorizer = build_authorizer(api, config, shared)
         ctx = None
         if any(u.scheme == "https" for u in api.upstream.urls):
             ctx = upstream_context(api.upstream.tls)
@@ -43,13 +58,14 @@ class ApiRuntime:
 
 
 class Runtime:
-    __slots__ = ("config", "router", "apis")
+    __slots__ = ("config", "router", "apis", "shared")
 
-    def __init__(self, config: Config, previous: Runtime | None = None) -> None:
+    def __init__(self, config: Config, previous: Runtime | None = None, shared: SharedState | None = None) -> None:
         self.config = config
+        self.shared = shared or (previous.shared if previous is not None else SharedState())
         self.router = Router(config.apis)
         old = previous.apis if previous is not None else {}
-        self.apis = {api.name: ApiRuntime(api, config, old.get(api.name)) for api in config.apis}
+        self.apis = {api.name: ApiRuntime(api, config, old.get(api.name), self.shared) for api in config.apis}
 
     def retired_pools(self, newer: Runtime) -> list[UpstreamPool]:
         keep = {id(a.pool) for a in newer.apis.values()}

@@ -24,6 +24,7 @@ from .console import say
 from .http.server import ServerConnection
 from .metrics import Metrics
 from .pipeline import Pipeline
+from .policies.shared import SharedState, nonce_key_for
 from .runtime import Runtime
 from .tls import server_context
 
@@ -64,9 +65,10 @@ class ListenerState:
 class Gateway:
     def __init__(self, config: Config, config_path: str | Path, reuse_port: bool = False,
                  metrics: Metrics | None = None, serve_admin: bool = True, announce: bool = True,
-                 port_overrides: dict[str, int] | None = None) -> None:
+                 port_overrides: dict[str, int] | None = None, shared: SharedState | None = None) -> None:
         self.config_path = str(config_path)
-        self.runtime = Runtime(config)
+        shared = shared or SharedState(nonce_key_for(config.secrets.master_key_env))
+        self.runtime = Runtime(config, shared=shared)
         self.metrics = metrics or Metrics()
         self.access_log = AccessLog(config.logging.access_log)
         self.pipeline = Pipeline(self)
@@ -270,6 +272,7 @@ class Gateway:
             await self.admin.stop()
         for api in self.runtime.apis.values():
             api.pool.close()
+        self.runtime.shared.close()
         self.access_log.close()
 
     async def serve_forever(self, on_started=None) -> None:

@@ -37,14 +37,15 @@ def _reserve_ports(config: Config) -> tuple[dict[str, int], list[socket.socket]]
     return ports, held
 
 
-def _worker(config: Config, config_path: str, index: int, ports: dict[str, int]) -> int:
+def _worker(config: Config, config_path: str, index: int, ports: dict[str, int], nonce_key: bytes) -> int:
     import uvloop
 
+    from .policies.shared import SharedState
     from .server import Gateway
 
     async def main() -> None:
         gw = Gateway(config, config_path, reuse_port=True, serve_admin=False, announce=index == 0,
-                     port_overrides=ports)
+                     port_overrides=ports, shared=SharedState(nonce_key))
 
         def ready() -> None:
             say(f"fastgate: worker {index} ready (pid {os.getpid()})", err=True)
@@ -58,6 +59,9 @@ def _worker(config: Config, config_path: str, index: int, ports: dict[str, int])
 def run_workers(config: Config, config_path: str) -> int:
     mp_dir = tempfile.mkdtemp(prefix="fastgate-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = mp_dir
+    from .policies.shared import nonce_key_for
+
+    nonce_key = nonce_key_for(config.secrets.master_key_env)  # one for all workers (Digest nonces)
     ports, held = _reserve_ports(config)
     children: dict[int, int] = {}  # pid -> worker index
     current = {"config": config}  # what a (re)started worker runs: the last config that loaded
@@ -75,7 +79,7 @@ def run_workers(config: Config, config_path: str) -> int:
                 signal.signal(sig, signal.SIG_DFL)
             code = 1
             try:
-                code = _worker(current["config"], config_path, index, ports)
+                code = _worker(current["config"], config_path, index, ports, nonce_key)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()

@@ -7,6 +7,9 @@ config that defines it, so an unchanged issuer keeps its keys and caches across 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from collections.abc import Callable
 from typing import Any
@@ -31,3 +34,17 @@ class SharedState:
 
     def close(self) -> None:
         self.http.close()
+
+
+def nonce_key_for(master_key_env: str) -> bytes:
+    """A key every worker agrees on: derived from the master key when it is set, else random
+    (the caller makes it once, before forking workers)."""
+    raw = os.environ.get(master_key_env)
+    if raw:
+        try:
+            master = base64.b64decode(raw, validate=True)
+        except ValueError:
+            master = b""
+        if len(master) == 32:
+            return hmac.new(master, b"fastgate nonce key v1", hashlib.sha256).digest()
+    return os.urandom(32)
