@@ -1,0 +1,98 @@
+"""Named rule sets for the regex scanner: `RULE_SETS[name]` is a list of `Rule(id, pattern)`.
+
+Invariant: every pattern here compiles in hyperscan block and stream mode (no backreferences,
+no lookarounds: linear time) and is written against normalised text (see
+fastgate/_native/regexscan.pyx): ASCII lowercase, whitespace runs as one space, short SQL
+comments as one space, NUL gone, percent/HTML/backslash encodings undone. Only a small `demo` set
+ships now; the real sets (sql, javascript, ssi, xpath, java_exception, path_traversal, command)
+slot in as further keys with ids of the form "<set>-<name>".
+
+Writing a pattern: lowercase literals; ` ` or `\\s` for any run of whitespace; ` *` wherever a
+comment could stand (`UNION/**/SELECT` arrives as `union select`, `1/**/OR/**/1` as `1 or 1`); a
+keyword that attackers split with a comment (`UN/**/ION` arrives as `un ion`) via `kw()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+__all__ = ["RULE_SETS", "Rule", "kw", "select_rules"]
+
+
+class Rule(NamedTuple):
+    """One scanner rule; a (rule_id, pattern) pair as PatternSet takes it."""
+
+    id: str
+    pattern: str
+
+
+def kw(word: str) -> str:
+    """A keyword that may carry one space between any two letters (`union` -> `u ?n ?i ?o ?n`):
+    what `UN/**/ION` or `SEL/**/ECT` becomes after normalisation."""
+    return " ?".join(word)
+
+
+_UNION, _ALL, _DISTINCT, _SELECT = kw("union"), kw("all"), kw("distinct"), kw("select")
+
+# A small, low-false-positive demo set: enough to exercise the engine end to end. Each rule
+# needs more than a keyword (prose says "select" and "union"; attacks say "union select 1,2").
+DEMO: list[Rule] = [
+    # UNION [ALL|DISTINCT] SELECT followed by something a column list starts with (or the end).
+    Rule(
+        "demo-sqli-union",
+        rf"\b{_UNION}(?: +(?:{_ALL}|{_DISTINCT}))? *\(* *{_SELECT}\b"
+        r" *(?:\d|null\b|@@|\*|['\"(`]|0x|[a-z_][\w.$]* *[,(]|$)",
+    ),
+    # A quote closing a string, then OR/AND and a comparison: ' or 1=1, " OR "a"="a, ') or (1<2
+    Rule(
+        "demo-sqli-tautology",
+        r"['\"`] *\)* *(?:\b(?:or|and|xor)\b|\|\||&&) *\(* *['\"]?[\w.]+['\"]? *"
+        r"(?:=|<>|!=|<=>|<|>|\blike\b|\bis\b)",
+    ),
+    # A stacked statement that destroys or executes: '; DROP TABLE users --
+    Rule(
+        "demo-sqli-stacked",
+        r"; *(?:(?:drop|truncate|alter) +(?:table|database|schema)\b"
+        r"|shutdown\b|exec(?:ute)? +(?:xp|sp)_)",
+    ),
+    # Time-based blind probes: sleep(5), pg_sleep(5), benchmark(1e7,...), waitfor delay '0:0:5'
+    Rule(
+        "demo-sqli-time",
+        r"\b(?:sleep|pg_sleep|benchmark) *\( *\d|\bwaitfor +delay +['\"]",
+    ),
+    Rule("demo-xss-script", r"<script\b|</script\b"),
+    # An event-handler attribute inside a tag: <img src=x onerror=alert(1)>
+    Rule("demo-xss-handler", r"<[a-z][^>]{0,200}\bon[a-z]{3,} *="),
+    # A script URL that calls something: javascript:alert(1), vbscript:msgbox`1`
+    Rule("demo-xss-js-uri", r"\b(?:java|vb)script *: *[\w.$\[\]'\"]+ *[(`]"),
+    Rule("demo-path-traversal", r"(?:\.\.[/\\]){2}|/etc/(?:passwd|shadow)\b"),
+]
+
+RULE_SETS: dict[str, list[Rule]] = {
+    "demo": DEMO,
+}
+
+
+def select_rules(
+    names: Iterable[str] = (), custom: Iterable[tuple[str, str]] = ()
+) -> list[Rule]:
+    """The rules of the named sets, in the order named, then the custom (id, pattern) pairs.
+
+    Raises ValueError for an unknown set name or a rule id used twice (custom ids keep their own
+    names, so they must not collide with a set's)."""
+    out: list[Rule] = []
+    seen: set[str] = set()
+    for name in names:
+        try:
+            rules = RULE_SETS[name]
+        except KeyError:
+            known = ", ".join(sorted(RULE_SETS))
+            raise ValueError(f"unknown rule set {name!r} (known: {known})") from None
+        out.extend(rules)
+    out.extend(Rule(rid, pattern) for rid, pattern in custom)
+    for rule in out:
+        if rule.id in seen:
+            raise ValueError(f"rule id {rule.id!r} used twice")
+        seen.add(rule.id)
+    return out
