@@ -11,14 +11,25 @@ import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .config.model import Config, Listener, ServerTls
+from .config.model import Api, Config, Listener, PolicyRule, ServerTls
+from .config.units import format_duration
 
 SEVERITIES = ("high", "medium", "low", "info")
 # Names OpenSSL gives ciphers we never want, whatever the rest of the string says.
 _WEAK_NAME_PARTS = ("CBC", "RC4", "3DES", "DES", "NULL", "MD5", "EXP", "ADH", "AECDH")
 MSG_PLAIN_UPSTREAM = "traffic to the backend is not encrypted"
 MSG_OPTIONAL_CLIENT_CERT = "client certificates optional: clients without one can connect"
+MSG_NO_RATE_LIMIT = "no rate limit"
+MSG_ANONYMOUS_ONLY = "no rate limit: rate_limits.anonymous only applies to public APIs"
+MSG_SHARED_SECRET = "shared-secret signatures: any holder of the secret can mint tokens"
+MSG_KEY_IN_URL = "keys in URLs end up in logs and browser history"
+MSG_DIGEST = "Digest HA1 is password-equivalent: consider a stronger method"
+MSG_NO_AUTHORIZATION = "no authorization: any authenticated caller may use every resource"
+MSG_OPA_FAILS_OPEN = "OPA errors allow requests: authorization fails open"
+MSG_NO_FINAL_DENY = "no final deny rule: requests no rule matches are allowed"
+MAX_QUIET_LEEWAY = 60.0  # beyond a minute, leeway is a window for expired tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,28 +57,84 @@ def audit(cfg: Config, now: datetime | None = None) -> list[Finding]:
         if not api.authentication:
             add("high", f"{path}.authentication", "no authentication: anyone can call this API")
         if api.rate_limits.anonymous is None:
-            add("medium", f"{path}.rate_limits", "no rate limit")
+            add("medium", f"{path}.rate_limits", MSG_NO_RATE_LIMIT)
+        elif api.authentication:  # runtime.py applies it to public APIs only (the contract)
+            add("medium", f"{path}.rate_limits.anonymous", MSG_ANONYMOUS_ONLY)
         if api.mode == "monitor":
             add("medium", f"{path}.mode", "monitor mode: violations are logged, not blocked")
+        found.extend(_api_identity(path, api))
         for url_index, url in enumerate(api.upstream.urls):
             if url.scheme == "http" and not is_loopback(url.host):
                 add("low", f"{path}.upstream.urls[{url_index}]", MSG_PLAIN_UPSTREAM)
         if api.upstream.tls is not None and not api.upstream.tls.verify:
             add("high", f"{path}.upstream.tls.verify", "the backend's certificate is not verified")
+    for index, issuer in enumerate(cfg.issuers):
+        path = f"issuers[{index}]"
+        if any(algorithm.startswith("HS") for algorithm in issuer.algorithms):
+            add("medium", f"{path}.algorithms", MSG_SHARED_SECRET)
+        if issuer.leeway > MAX_QUIET_LEEWAY:
+            leeway = format_duration(issuer.leeway)
+            add("low", f"{path}.leeway", f"leeway of {leeway}: expired tokens stay valid that long")
+        if issuer.jwks_uri and _plain_remote(issuer.jwks_uri):
+            message = "signing keys fetched over plain HTTP: anyone on the path can replace them"
+            add("medium", f"{path}.jwks_uri", message)
+    for index, endpoint in enumerate(cfg.introspection):
+        if _plain_remote(endpoint.url):
+            message = "tokens and the client secret sent over plain HTTP"
+            add("medium", f"introspection[{index}].url", message)
+    for index, user in enumerate(cfg.users):
+        if user.digest_ha1 is not None:
+            add("info", f"users[{index}].digest_ha1", MSG_DIGEST)
     for app_index, app in enumerate(cfg.applications):
         for key_index, key in enumerate(app.api_keys):
             if key.expires is not None and key.expires <= now:
                 message = f'API key "{key.id}" expired on {key.expires.isoformat()}'
                 add("medium", f"applications[{app_index}].api_keys[{key_index}].expires", message)
     # Not checkable yet because the loader refuses the keys that would cause them: long-lived
-    # tokens (token_service.*_ttl), HS256 issuers (issuers[].algorithms) and wildcard CORS with
-    # credentials (apis[].cors). Add them here when those keys are supported.
+    # tokens (token_service.*_ttl) and wildcard CORS with credentials (apis[].cors). Add them
+    # here when those keys are supported.
     findings = [Finding(sev, path, msg, line_for(cfg, path)) for sev, path, msg in found]
     return sorted(findings, key=_order)
 
 
 def _order(finding: Finding) -> tuple[bool, int, int]:
     return finding.line is None, finding.line or 0, SEVERITIES.index(finding.severity)
+
+
+def _api_identity(path: str, api: Api) -> list[tuple[str, str, str]]:
+    out = []
+    if "api_key" in api.authentication and api.api_key.query is not None:
+        out.append(("low", f"{path}.api_key.query", MSG_KEY_IN_URL))
+    auth = api.authorization
+    if auth is None:
+        if api.authentication:
+            out.append(("info", f"{path}.authorization", MSG_NO_AUTHORIZATION))
+        return out
+    if auth.rules and not is_deny_all(auth.rules[-1]):
+        out.append(("low", f"{path}.authorization.rules", MSG_NO_FINAL_DENY))
+    if auth.opa is not None:
+        if auth.opa.on_error == "allow":
+            out.append(("high", f"{path}.authorization.opa.on_error", MSG_OPA_FAILS_OPEN))
+        if _plain_remote(auth.opa.url):
+            message = "policy decisions travel over plain HTTP"
+            out.append(("medium", f"{path}.authorization.opa.url", message))
+    return out
+
+
+def is_deny_all(rule: PolicyRule) -> bool:
+    """A rule that denies whatever reaches it: no condition, or only a path matching all."""
+    return (
+        not rule.allow
+        and rule.path in (None, "/**")
+        and not (rule.roles or rule.scopes or rule.applications or rule.methods)
+        and not (rule.client_ips or rule.claims or rule.time)
+    )
+
+
+def _plain_remote(url: str) -> bool:
+    """http:// to a host other than this one (the loader checked the URL's shape)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback(parts.hostname or "")
 
 
 def _listener(path: str, listener: Listener) -> list[tuple[str, str, str]]:

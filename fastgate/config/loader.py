@@ -2,15 +2,14 @@
 
 Invariant: load_config returns a Config only when the file has no problem at all; otherwise it
 raises ConfigError listing every problem, each "FILE:LINE: key.path: message", in file order.
+The YAML walking lives in _reader.py; the identity sections (issue 4) in identity.py.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import ssl
-from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -18,9 +17,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, SequenceNode
 
+from . import identity
+from ._reader import (
+    REPORTED,
+    Map,
+    Parse,
+    Reader,
+    Refs,
+    env_name_problem,
+    ip_or_cidr_problem,
+    is_null,
+    list_of,
+    scope_problem,
+    valid_host,
+)
 from .model import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_REDACT_HEADERS,
@@ -28,6 +41,7 @@ from .model import (
     Admin,
     Api,
     ApiKey,
+    ApiKeyLocation,
     Application,
     ClientCertificate,
     Config,
@@ -47,35 +61,17 @@ from .model import (
     User,
     Window,
 )
-from .units import parse_duration, parse_size
 
-Parse = Callable[[Node, str], Any]
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_NULL_TAG = "tag:yaml.org,2002:null"
-_NOT_SCALAR = object()  # a mapping or list where a scalar was expected
-_REPORTED = object()  # a scalar that could not be built; already reported
-
-AUTH_METHODS = ("oauth2", "api_key", "mtls", "basic", "digest")
 GRANT_TYPES = tuple(
     "authorization_code client_credentials password refresh_token jwt_bearer".split()
 )
-_DNS_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 _SHA256_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 _SCRYPT_HASH = re.compile(r"scrypt\$[0-9]+\$[0-9]+\$[0-9]+\$[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*")
 _FINGERPRINT = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")  # RFC 3986 pchar and "/", minus "%"
 
-MSG_DURATION = 'expected a duration like "1m"'
-# Caps so a value always fits the C types below (timeval, int64): beyond them is a typo.
-MAX_DURATION = 365 * 86400.0
-MAX_INTEGER = 2**62
-MSG_SIZE = 'expected a size like "16KiB"'
 MSG_UPSTREAM_URL = 'expected a URL like "http://127.0.0.1:9000"'
-MSG_ADDRESS = 'expected an address like "127.0.0.1:8080"'
 MSG_SCRYPT = 'expected an scrypt hash from "fastgate hash-password"'
 MSG_SHA256 = 'expected "sha256:" and 64 lowercase hex digits'
 MSG_FINGERPRINT = 'expected 32 colon-separated hex pairs like "AB:CD:..."'
@@ -86,7 +82,6 @@ TOP_KEYS = tuple(
     "version listeners limits workers http admin logging redis secrets users applications tiers"
     " issuers introspection token_service apis".split()
 )
-TOP_UNSUPPORTED = ("issuers", "introspection")
 SERVER_TLS_KEYS = tuple(
     "certificate private_key min_version ciphers client_certificates client_ca".split()
 )
@@ -98,10 +93,11 @@ APPLICATION_KEYS = tuple(
     "name tier client_id client_secret_hash redirect_uris grant_types scopes api_keys"
     " certificates subscriptions".split()
 )
-API_KEYS = tuple("name base_path upstream mode authentication max_body_bytes rate_limits".split())
-API_UNSUPPORTED = tuple(
-    "api_key mtls authorization threat_protection validation openapi cors anomaly_detection".split()
+API_KEYS = tuple(
+    "name base_path upstream mode authentication api_key mtls authorization max_body_bytes"
+    " rate_limits".split()
 )
+API_UNSUPPORTED = tuple("threat_protection validation openapi cors anomaly_detection".split())
 UPSTREAM_KEYS = ("urls", "path", "timeout", "connect_timeout", "tls", "max_concurrency")
 RATE_LIMITS_UNSUPPORTED = ("api", "application", "subscription", "resources")
 
@@ -142,325 +138,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return config
 
 
-# ---------------------------------------------------------------------------- reading nodes
-
-
-def line_of(node: Node) -> int:
-    return node.start_mark.line + 1
-
-
-def join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-class Reader:
-    """Walks composed YAML nodes: typed getters report problems and return None when invalid,
-    so one pass finds every problem and the caller falls back to a default and carries on."""
-
-    def __init__(self, file: str, base_dir: Path) -> None:
-        self.filename = file
-        self.base_dir = base_dir
-        self.lines: dict[str, int] = {}
-        self._problems: list[tuple[int, int, int, str]] = []  # line, column, seq, text
-        self._constructor = SafeConstructor()
-
-    # -- problems
-    def report(self, line: int, path: str, message: str, column: int = 0) -> None:
-        text = f"{self.filename}:{line}: {path}: {message}"
-        self._problems.append((line, column, len(self._problems), text))
-
-    def bad(self, node: Node, path: str, message: str) -> None:
-        self.report(line_of(node), path, message, node.start_mark.column)
-
-    def problems(self) -> list[str]:
-        """In file order: by line, then column, then the order they were found. An aliased node
-        read from two places can report the same problem twice: keep the first."""
-        return list(dict.fromkeys(text for *_, text in sorted(self._problems)))
-
-    # -- structure
-    def value(self, node: Node, path: str, quiet: bool = False) -> Any:
-        """The Python value of a scalar node; _NOT_SCALAR for a mapping/list."""
-        if not isinstance(node, ScalarNode):
-            return _NOT_SCALAR
-        try:
-            return self._constructor.construct_object(node, deep=True)
-        except ConstructorError:  # an application tag such as !python/object: never built
-            if not quiet:
-                self.bad(node, path, f'unsupported YAML tag "{node.tag}"')
-            return _REPORTED
-        except ValueError:  # resolved as a timestamp/int but out of range: let the getter judge
-            return node.value
-
-    def is_off(self, node: Node) -> bool:
-        """`false`, YAML `off`/`no`, or the string "off": a feature explicitly turned off."""
-        value = self.value(node, "", quiet=True)
-        return value is False or value == "off"
-
-    def mapping(
-        self, node: Node, path: str, keys: Iterable[str] | None, unsupported: Iterable[str] = ()
-    ) -> Map | None:
-        if not isinstance(node, MappingNode):
-            self.bad(node, path, "expected a mapping")
-            return None
-        return Map(self, node, path, keys, unsupported)
-
-    def items(self, node: Node, path: str) -> list[tuple[str, Node]] | None:
-        """(item path, item node) of a list, each item's line recorded; None if not a list."""
-        if not isinstance(node, SequenceNode):
-            self.bad(node, path, "expected a list")
-            return None
-        out = []
-        for index, item in enumerate(node.value):
-            item_path = f"{path}[{index}]"
-            self.lines[item_path] = line_of(item)
-            out.append((item_path, item))
-        return out
-
-    # -- typed scalars: each returns None after reporting a problem
-    def string(self, node: Node, path: str) -> str | None:
-        value = self.value(node, path)
-        if value is _REPORTED:
-            return None
-        if not isinstance(value, str):
-            self.bad(node, path, "expected a string")
-            return None
-        if not value.strip():
-            self.bad(node, path, "must not be empty")
-            return None
-        return value
-
-    def boolean(self, node: Node, path: str) -> bool | None:
-        value = self.value(node, path)
-        if isinstance(value, bool):
-            return value
-        if value is not _REPORTED:
-            self.bad(node, path, "expected a boolean")
-        return None
-
-    def integer(self, node: Node, path: str, minimum: int | None = None) -> int | None:
-        value = self.value(node, path)
-        if value is _REPORTED:
-            return None
-        if type(value) is not int:
-            self.bad(node, path, "expected an integer")
-            return None
-        if minimum is not None and value < minimum:
-            self.bad(node, path, f"must be at least {minimum}")
-            return None
-        if value > MAX_INTEGER:
-            self.bad(node, path, f"must be at most {MAX_INTEGER}")
-            return None
-        return value
-
-    def duration(self, node: Node, path: str, positive: bool = True) -> float | None:
-        value = self.value(node, path)
-        if value is _REPORTED:
-            return None
-        seconds = parse_duration(value)
-        if seconds is None:
-            self.bad(node, path, MSG_DURATION)
-        elif positive and seconds == 0:
-            self.bad(node, path, "must be > 0")
-            return None
-        elif seconds > MAX_DURATION:
-            self.bad(node, path, "must be at most 365d")
-            return None
-        return seconds
-
-    def size(self, node: Node, path: str, positive: bool = True) -> int | None:
-        value = self.value(node, path)
-        if value is _REPORTED:
-            return None
-        size = parse_size(value)
-        if size is None:
-            self.bad(node, path, MSG_SIZE)
-        elif positive and size == 0:
-            self.bad(node, path, "must be > 0")
-            return None
-        elif size > MAX_INTEGER:
-            self.bad(node, path, f"must be at most {MAX_INTEGER}")
-            return None
-        return size
-
-    def choice(
-        self, node: Node, path: str, choices: tuple[str, ...], aliases: dict | None = None
-    ) -> str | None:
-        value = self.value(node, path)
-        if value is _REPORTED:
-            return None
-        if aliases and isinstance(value, (str, bool)) and value in aliases:
-            return aliases[value]
-        if isinstance(value, str) and value in choices:
-            return value
-        self.bad(node, path, f"expected one of: {', '.join(choices)}")
-        return None
-
-    def checked(self, node: Node, path: str, check: Callable[[str], str | None]) -> str | None:
-        """A string that `check` accepts (check returns an error message, or None when fine)."""
-        text = self.string(node, path)
-        if text is None:
-            return None
-        message = check(text)
-        if message is not None:
-            self.bad(node, path, message)
-            return None
-        return text
-
-    def strings(
-        self, node: Node, path: str, check: Callable[[str], str | None] | None = None
-    ) -> tuple[str, ...] | None:
-        items = self.items(node, path)
-        if items is None:
-            return None
-        out = [self.checked(n, p, check) if check else self.string(n, p) for p, n in items]
-        return None if None in out else tuple(s for s in out if s is not None)
-
-    def file(self, node: Node, path: str) -> Path | None:
-        """An existing file, relative paths taken from the config file's folder."""
-        text = self.string(node, path)
-        if text is None:
-            return None
-        resolved = self.resolve(text)
-        if not resolved.is_file():
-            self.bad(node, path, f"file not found: {text}")
-            return None
-        return resolved
-
-    def resolve(self, text: str) -> Path:
-        return Path(os.path.normpath(self.base_dir / text))
-
-    def address(self, node: Node, path: str) -> tuple[str, int] | None:
-        text = self.string(node, path)
-        if text is None:
-            return None
-        match = re.fullmatch(r"\[([^\]]+)\]:([0-9]+)|([^:\[\]]+):([0-9]+)", text)
-        host = match and (match[1] or match[3])
-        if not match or not valid_host(host, ipv6=bool(match[1])):
-            self.bad(node, path, MSG_ADDRESS)
-            return None
-        port = int(match[2] or match[4])
-        if port > 65535:
-            self.bad(node, path, "port must be between 0 and 65535")
-            return None
-        return host, port
-
-    def unique(self, seen: dict[Any, str], key: Any, node: Node, path: str, what: str) -> None:
-        """Report `what` already used elsewhere (seen maps value -> first path)."""
-        if key in seen:
-            shown = key if isinstance(key, str) else node.value
-            self.bad(node, path, f'duplicate {what} "{shown}"')
-        else:
-            seen[key] = path
-
-
-class Map:
-    """One YAML mapping being read. Unknown and unsupported keys are reported up front; a key
-    with a null value reads as absent, everywhere, so `tls:` and no `tls` mean the same."""
-
-    def __init__(
-        self,
-        reader: Reader,
-        node: MappingNode,
-        path: str,
-        keys: Iterable[str] | None,
-        unsupported: Iterable[str] = (),
-    ) -> None:
-        self.r, self.path = reader, path
-        self.line = reader.lines.get(path, line_of(node))
-        self.entries = _flatten(reader, node, path, [])
-        unsupported = set(unsupported)
-        allowed = None if keys is None else set(keys) | unsupported
-        for key, (key_node, value_node) in self.entries.items():
-            if allowed is not None and key not in allowed:
-                reader.bad(key_node, join(path, key), "unknown key")
-            elif key in unsupported and not _empty(reader, value_node):
-                reader.bad(key_node, join(path, key), "not supported yet")
-
-    def sub(self, key: str) -> str:
-        return join(self.path, key)
-
-    def has(self, key: str) -> bool:
-        pair = self.entries.get(key)
-        return pair is not None and not _is_null(pair[1])
-
-    def get(self, key: str) -> Node | None:
-        pair = self.entries.get(key)
-        if pair is None:
-            return None
-        self.r.lines[self.sub(key)] = line_of(pair[0])
-        return None if _is_null(pair[1]) else pair[1]
-
-    def need(self, key: str) -> Node | None:
-        node = self.get(key)
-        if node is None:
-            pair = self.entries.get(key)
-            self.r.report(line_of(pair[0]) if pair else self.line, self.sub(key), "required")
-        return node
-
-    def read(self, key: str, parse: Parse, default: Any = None, *, required: bool = False) -> Any:
-        """Parse one key: `default` when absent (or invalid, which is already reported)."""
-        node = self.need(key) if required else self.get(key)
-        if node is None:
-            return default
-        value = parse(node, self.sub(key))
-        return default if value is None else value
-
-    def each(self) -> Iterator[tuple[str, str, Node | None]]:
-        """(key, path, value node or None) for free-form mappings such as tiers."""
-        for key in self.entries:
-            yield key, self.sub(key), self.get(key)
-
-
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
-
-
-def _empty(reader: Reader, node: Node) -> bool:
-    """null, false, [] or {}: an unsupported feature that is present but configures nothing."""
-    if isinstance(node, (SequenceNode, MappingNode)):
-        return not node.value
-    return _is_null(node) or reader.value(node, "", quiet=True) is False
-
-
-def _flatten(
-    reader: Reader, node: MappingNode, path: str, stack: list[MappingNode]
-) -> dict[str, tuple[Node, Node]]:
-    """key -> (key node, value node), YAML merge keys (`<<: *defaults`) applied: own keys win."""
-    own: dict[str, tuple[Node, Node]] = {}
-    merged: dict[str, tuple[Node, Node]] = {}
-    stack = [*stack, node]
-    for key_node, value_node in node.value:
-        if key_node.tag == _MERGE_TAG:
-            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-            for source in sources:
-                if not isinstance(source, MappingNode) or source in stack:
-                    reader.bad(source, path, "expected a mapping to merge")
-                    continue
-                for key, pair in _flatten(reader, source, path, stack).items():
-                    merged.setdefault(key, pair)
-            continue
-        if not isinstance(key_node, ScalarNode):
-            reader.bad(key_node, path or "document", "expected a string key")
-            continue
-        if key_node.value in own:
-            reader.bad(key_node, join(path, key_node.value), "duplicate key")
-            continue
-        own[key_node.value] = (key_node, value_node)
-    return own | {key: pair for key, pair in merged.items() if key not in own}
-
-
 # ---------------------------------------------------------------------------- small validators
-
-
-def valid_host(host: str | None, ipv6: bool = False) -> bool:
-    if not host:
-        return False
-    if ipv6:
-        try:
-            return ipaddress.ip_address(host).version == 6
-        except ValueError:
-            return False
-    return _DNS_NAME.fullmatch(host) is not None  # IPv4 literals match the DNS grammar too
 
 
 def upstream_url(text: str) -> UpstreamUrl | None:
@@ -511,22 +189,6 @@ def _fingerprint(text: str) -> str | None:
     return None if _FINGERPRINT.fullmatch(text) else MSG_FINGERPRINT
 
 
-def _ip_or_cidr(text: str) -> str | None:
-    try:
-        ipaddress.ip_network(text, strict=True)
-        return None
-    except ValueError:
-        return "expected an IP address or CIDR"
-
-
-def _env_name(text: str) -> str | None:
-    return None if _ENV_NAME.fullmatch(text) else "expected an environment variable name"
-
-
-def _scope(text: str) -> str | None:
-    return None if _SCOPE_TOKEN.fullmatch(text) else "expected a scope token (RFC 6749 §3.3)"
-
-
 def _redirect_uri(text: str) -> str | None:
     # RFC 6749 §3.1.2: absolute URI, no fragment
     ok = bool(urlsplit(text).scheme) and "#" not in text and " " not in text
@@ -564,41 +226,30 @@ def _cipher_string(text: str) -> str | None:
 # ---------------------------------------------------------------------------- sections
 
 
-class _Refs:
-    """Names defined anywhere in the file and references to them, checked once all is read."""
-
-    def __init__(self) -> None:
-        self.apis: set[str] = set()
-        self.tiers: set[str] = set()
-        self.uses: list[tuple[str, str, Node, str]] = []  # (kind, name, node, path)
-
-    def check(self, r: Reader) -> None:
-        for kind, name, node, path in self.uses:
-            if name not in (self.apis if kind == "API" else self.tiers):
-                r.bad(node, path, f'no {kind} named "{name}"')
-
-
 def _config(r: Reader, root: Node | None, source: Path) -> Config | None:
-    if root is None or _is_null(root):
+    if root is None or is_null(root):
         r.report(1, "listeners", "required")
         return None
     if not isinstance(root, MappingNode):
         r.bad(root, "document", "expected a mapping")
         return None
-    top = Map(r, root, "", TOP_KEYS, TOP_UNSUPPORTED)
+    top = Map(r, root, "", TOP_KEYS)
     version = top.get("version")
     value = r.value(version, "version") if version is not None else 1
-    if not (type(value) is int and value == 1) and value is not _REPORTED:
+    if not (type(value) is int and value == 1) and value is not REPORTED:
         r.bad(version, "version", "unsupported version, expected 1")
     _token_service(r, top)
-    refs = _Refs()
+    refs = Refs()
     tiers = _tiers(r, top.get("tiers"), refs)
     apis = _apis(r, top.get("apis"), refs)
-    users = _users(r, top.get("users"))
+    users = _users(r, top.get("users"), refs)
     applications = _applications(r, top.get("applications"), refs)
-    listeners = _listeners(r, top.need("listeners"))
+    issuers = identity.issuers(r, top.get("issuers"), refs)
+    introspection = identity.introspection(r, top.get("introspection"), refs)
+    listeners = _listeners(r, top.need("listeners"), refs)
     admin = _admin(r, top.get("admin"), listeners)
     refs.check(r)
+    identity.check_needs(r, refs)
     return Config(
         source=source,
         listeners=listeners,
@@ -613,6 +264,8 @@ def _config(r: Reader, root: Node | None, source: Path) -> Config | None:
         users=users,
         applications=applications,
         tiers=tiers,
+        issuers=issuers,
+        introspection=introspection,
         lines=r.lines,
     )
 
@@ -623,12 +276,12 @@ def _workers(r: Reader, node: Node, path: str) -> int | None:
         return os.cpu_count() or 1
     if type(value) is int:
         return r.integer(node, path, minimum=1)
-    if value is not _REPORTED:
+    if value is not REPORTED:
         r.bad(node, path, 'expected an integer or "auto"')
     return None
 
 
-def _listeners(r: Reader, node: Node | None) -> tuple[Listener, ...]:
+def _listeners(r: Reader, node: Node | None, refs: Refs) -> tuple[Listener, ...]:
     items = r.items(node, "listeners") if node is not None else None
     if items == []:
         r.bad(node, "listeners", "must not be empty")
@@ -641,7 +294,7 @@ def _listeners(r: Reader, node: Node | None) -> tuple[Listener, ...]:
             continue
         name = m.read("name", r.string, required=True)
         address = m.read("address", r.address, required=True)
-        tls = m.read("tls", partial(_server_tls, r))
+        tls = m.read("tls", partial(_server_tls, r, refs))
         if name is not None:
             r.unique(names, name, m.get("name"), m.sub("name"), "name")
         if address is not None and address[1] != 0:
@@ -656,12 +309,12 @@ def _tls_version(r: Reader, node: Node, path: str) -> str | None:
     value = r.value(node, path)
     if value in ("1.2", "1.3", 1.2, 1.3) and not isinstance(value, bool):
         return str(value)
-    if value is not _REPORTED:
+    if value is not REPORTED:
         r.bad(node, path, "expected one of: 1.2, 1.3")
     return None
 
 
-def _server_tls(r: Reader, node: Node, path: str) -> ServerTls | bool | None:
+def _server_tls(r: Reader, refs: Refs, node: Node, path: str) -> ServerTls | bool | None:
     """ServerTls, or False for `tls: false` / `off` (plain HTTP), None when invalid."""
     if r.is_off(node):
         return False
@@ -675,6 +328,8 @@ def _server_tls(r: Reader, node: Node, path: str) -> ServerTls | bool | None:
     client_certificates = m.read(
         "client_certificates", partial(r.choice, choices=modes, aliases=off), "none"
     )
+    if client_certificates in ("optional", "required"):
+        refs.client_cert_listeners += 1
     client_ca = m.read("client_ca", r.file)
     if client_certificates != "none" and not m.has("client_ca"):
         r.bad(m.get("client_certificates"), m.sub("client_ca"), MSG_CLIENT_CA)
@@ -782,7 +437,7 @@ def _secrets(r: Reader, node: Node | None) -> Secrets:
     m = r.mapping(node, "secrets", ("master_key_env",)) if node is not None else None
     if m is None:
         return Secrets()
-    env = m.read("master_key_env", partial(r.checked, check=_env_name))
+    env = m.read("master_key_env", partial(r.checked, check=env_name_problem))
     return Secrets(env) if env else Secrets()
 
 
@@ -805,7 +460,7 @@ def _window(r: Reader, node: Node, path: str) -> Window | None:
     return Window(requests, per) if requests and per else None
 
 
-def _tiers(r: Reader, node: Node | None, refs: _Refs) -> dict[str, Tier]:
+def _tiers(r: Reader, node: Node | None, refs: Refs) -> dict[str, Tier]:
     top = r.mapping(node, "tiers", None) if node is not None else None
     tiers: dict[str, Tier] = {}
     for name, path, value in top.each() if top else ():
@@ -854,13 +509,16 @@ def _jsonable(value: object) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
 
 
-def _users(r: Reader, node: Node | None) -> tuple[User, ...]:
+def _users(r: Reader, node: Node | None, refs: Refs) -> tuple[User, ...]:
     names: dict[Any, str] = {}
     out = []
     for path, item in (r.items(node, "users") or ()) if node is not None else ():
+        refs.users += 1
         m = r.mapping(item, path, ("name", "password_hash", "digest_ha1", "roles", "claims"))
         if m is None:
             continue
+        if m.has("digest_ha1"):
+            refs.digest_users += 1
         name = m.read("name", r.string, required=True)
         if name is not None:
             r.unique(names, name, m.get("name"), m.sub("name"), "name")
@@ -886,7 +544,7 @@ def _timestamp(r: Reader, node: Node, path: str) -> datetime | None:
             pass
     if isinstance(value, datetime) and value.tzinfo is not None:
         return value.astimezone(UTC)
-    if value is not _REPORTED:
+    if value is not REPORTED:
         r.bad(node, path, 'expected an RFC 3339 timestamp like "2027-01-01T00:00:00Z"')
     return None
 
@@ -901,7 +559,7 @@ class _AppSeen:
         self.key_hashes: dict[Any, str] = {}
 
 
-def _applications(r: Reader, node: Node | None, refs: _Refs) -> tuple[Application, ...]:
+def _applications(r: Reader, node: Node | None, refs: Refs) -> tuple[Application, ...]:
     seen = _AppSeen()
     out = []
     for path, item in (r.items(node, "applications") or ()) if node is not None else ():
@@ -912,14 +570,18 @@ def _applications(r: Reader, node: Node | None, refs: _Refs) -> tuple[Applicatio
 
 
 def _application(
-    r: Reader, node: Node, path: str, refs: _Refs, seen: _AppSeen
+    r: Reader, node: Node, path: str, refs: Refs, seen: _AppSeen
 ) -> Application | None:
     m = r.mapping(node, path, APPLICATION_KEYS)
     if m is None:
         return None
     name = m.read("name", r.string, required=True)
     if name is not None:
+        refs.applications.add(name)
         r.unique(seen.names, name, m.get("name"), m.sub("name"), "name")
+    keys = m.get("api_keys")
+    if keys is not None and not (isinstance(keys, SequenceNode) and not keys.value):
+        refs.key_applications += 1
     tier = m.read("tier", r.string)
     if tier is not None:
         refs.uses.append(("tier", tier, m.get("tier"), m.sub("tier")))
@@ -933,21 +595,13 @@ def _application(
         client_id=client_id,
         client_secret_hash=m.read("client_secret_hash", partial(r.checked, check=_scrypt)),
         redirect_uris=m.read("redirect_uris", partial(r.strings, check=_redirect_uri), ()),
-        grant_types=m.read("grant_types", partial(_list_of, r, grant_check), ()),
-        scopes=m.read("scopes", partial(r.strings, check=_scope), ()),
-        api_keys=m.read("api_keys", partial(_list_of, r, partial(_api_key, r, seen)), ()),
-        certificates=m.read("certificates", partial(_list_of, r, partial(_certificate, r)), ()),
+        grant_types=m.read("grant_types", partial(list_of, r, grant_check), ()),
+        scopes=m.read("scopes", partial(r.strings, check=scope_problem), ()),
+        api_keys=m.read("api_keys", partial(list_of, r, partial(_api_key, r, seen)), ()),
+        certificates=m.read("certificates", partial(list_of, r, partial(_certificate, r)), ()),
         subscriptions=m.read("subscriptions", partial(_subscriptions, r, refs), ()),
     )
     return app if name is not None else None
-
-
-def _list_of(r: Reader, parse_item: Parse, node: Node, path: str) -> tuple | None:
-    items = r.items(node, path)
-    if items is None:
-        return None
-    out = [parse_item(item, item_path) for item_path, item in items]
-    return None if None in out else tuple(out)
 
 
 def _api_key(r: Reader, seen: _AppSeen, node: Node, path: str) -> ApiKey | None:
@@ -965,7 +619,7 @@ def _api_key(r: Reader, seen: _AppSeen, node: Node, path: str) -> ApiKey | None:
     key = ApiKey(
         id=key_id,
         hash=key_hash,
-        allowed_ips=m.read("allowed_ips", partial(r.strings, check=_ip_or_cidr), ()),
+        allowed_ips=m.read("allowed_ips", partial(r.strings, check=ip_or_cidr_problem), ()),
         allowed_referers=m.read("allowed_referers", r.strings, ()),
         expires=m.read("expires", partial(_timestamp, r)),
     )
@@ -986,9 +640,7 @@ def _certificate(r: Reader, node: Node, path: str) -> ClientCertificate | None:
     return ClientCertificate(sha256=fingerprint.upper() if fingerprint else None, subject=subject)
 
 
-def _subscriptions(
-    r: Reader, refs: _Refs, node: Node, path: str
-) -> tuple[Subscription, ...] | None:
+def _subscriptions(r: Reader, refs: Refs, node: Node, path: str) -> tuple[Subscription, ...] | None:
     items = r.items(node, path)
     if items is None:
         return None
@@ -1010,7 +662,7 @@ def _subscriptions(
     return tuple(out)
 
 
-def _apis(r: Reader, node: Node | None, refs: _Refs) -> tuple[Api, ...]:
+def _apis(r: Reader, node: Node | None, refs: Refs) -> tuple[Api, ...]:
     names: dict[Any, str] = {}
     base_paths: dict[Any, str] = {}
     out = []
@@ -1032,21 +684,16 @@ def _apis(r: Reader, node: Node | None, refs: _Refs) -> tuple[Api, ...]:
             base_path=base_path,
             upstream=upstream,
             mode=m.read("mode", partial(r.choice, choices=("enforce", "monitor")), "enforce"),
-            authentication=m.read("authentication", partial(_authentication, r), ()),
+            authentication=m.read("authentication", partial(identity.authentication, r, refs), ()),
+            api_key=m.read("api_key", partial(identity.api_key_location, r), ApiKeyLocation()),
+            mtls=m.read("mtls", partial(identity.mtls, r, refs), "optional"),
+            authorization=m.read("authorization", partial(identity.authorization, r, refs)),
             max_body_bytes=m.read("max_body_bytes", partial(r.size, positive=False)),
             rate_limits=m.read("rate_limits", partial(_rate_limits, r), RateLimits()),
         )
         if name is not None and base_path is not None and upstream is not None:
             out.append(api)
     return tuple(out)
-
-
-def _authentication(r: Reader, node: Node, path: str) -> tuple[str, ...] | None:
-    """[] = public. Every known method is refused until its policy exists."""
-    for item_path, item in r.items(node, path) or ():
-        if r.choice(item, item_path, AUTH_METHODS) is not None:
-            r.bad(item, item_path, "not supported yet")
-    return ()
 
 
 def _rate_limits(r: Reader, node: Node, path: str) -> RateLimits | None:

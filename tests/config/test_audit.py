@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from fastgate.audit import Finding, audit, format_findings, is_loopback, line_for, weak_ciphers
+from fastgate.audit import (
+    MSG_ANONYMOUS_ONLY,
+    MSG_DIGEST,
+    MSG_KEY_IN_URL,
+    MSG_NO_AUTHORIZATION,
+    MSG_NO_FINAL_DENY,
+    MSG_OPA_FAILS_OPEN,
+    MSG_SHARED_SECRET,
+    Finding,
+    audit,
+    format_findings,
+    is_deny_all,
+    is_loopback,
+    line_for,
+    weak_ciphers,
+)
 from fastgate.config import Config, load_config
+from fastgate.config.model import PolicyRule, TimeWindow
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 HARDENED = """\
@@ -34,6 +49,11 @@ apis:
       tls: {verify: true}
     rate_limits:
       anonymous: {requests: 60, per: 1m}
+    authentication: [mtls]
+    authorization:
+      rules:
+        - {id: partners, allow: true, applications: [app]}
+        - {allow: false}
 applications:
   - name: app
     api_keys:
@@ -41,21 +61,20 @@ applications:
         hash: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         expires: 2030-01-01T00:00:00Z
 """
+# Until application and subscription limits exist, an API with authentication has no rate
+# limit at all (the anonymous limit only applies to public APIs): the one finding HARDENED has.
+KNOWN_GAP = Finding("medium", "apis[0].rate_limits.anonymous", MSG_ANONYMOUS_ONLY, 20)
+SECRET_ENV = "AUDIT_TEST_HS_SECRET"
 
 
 @pytest.fixture
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(SECRET_ENV, "s" * 32)
     (tmp_path / "certs").mkdir()
     for name in ("server.crt", "server.key", "ca.crt"):
         (tmp_path / "certs" / name).touch()  # the loader only checks that they exist
     return tmp_path
-
-
-def with_auth(cfg: Config) -> Config:
-    """The loader refuses authentication for now; the audit must still credit it."""
-    apis = tuple(dataclasses.replace(api, authentication=("oauth2",)) for api in cfg.apis)
-    return dataclasses.replace(cfg, apis=apis)
 
 
 def load(text: str) -> Config:
@@ -64,20 +83,26 @@ def load(text: str) -> Config:
 
 
 def variant(old: str, new: str) -> Config:
-    """HARDENED with one snippet replaced, authentication credited."""
+    """HARDENED with one snippet replaced."""
     assert old in HARDENED, old
-    return with_auth(load(HARDENED.replace(old, new, 1)))
+    return load(HARDENED.replace(old, new, 1))
 
 
-def test_hardened_config_has_no_findings(here: Path) -> None:
-    assert audit(with_auth(load(HARDENED)), now=NOW) == []
+def added(cfg: Config) -> list[Finding]:
+    """The findings of `cfg` beyond HARDENED's known gap (compared without lines)."""
+    gap = (KNOWN_GAP.severity, KNOWN_GAP.path, KNOWN_GAP.message)
+    return [f for f in audit(cfg, now=NOW) if (f.severity, f.path, f.message) != gap]
+
+
+def test_hardened_config_has_only_the_known_gap(here: Path) -> None:
+    assert audit(load(HARDENED), now=NOW) == [KNOWN_GAP]
 
 
 def test_strong_explicit_cipher_string_is_fine(here: Path) -> None:
     cfg = variant(
         '      min_version: "1.3"\n', '      min_version: "1.3"\n      ciphers: ECDHE+AESGCM\n'
     )
-    assert audit(cfg, now=NOW) == []
+    assert added(cfg) == []
 
 
 CASES = [
@@ -152,7 +177,7 @@ CASES = [
             "medium",
             "applications[0].api_keys[0].expires",
             'API key "k1" expired on 2026-05-31T23:59:59+00:00',
-            26,
+            31,
         ),
     ),
 ]
@@ -160,11 +185,142 @@ CASES = [
 
 @pytest.mark.parametrize("old, new, finding", CASES)
 def test_each_finding(here: Path, old: str, new: str, finding: Finding) -> None:
-    assert audit(variant(old, new), now=NOW) == [finding]
+    assert added(variant(old, new)) == [finding]
+
+
+ISSUER = "issuers:\n  - {name: idp, issuer: https://idp/, audiences: [orders], "
+IDENTITY_CASES = [
+    (
+        "applications:\n",
+        f"{ISSUER}algorithms: [HS256], secret_env: {SECRET_ENV}}}\napplications:\n",
+        Finding("medium", "issuers[0].algorithms", MSG_SHARED_SECRET, 27),
+    ),
+    (
+        "applications:\n",
+        f"{ISSUER}algorithms: [RS256], jwks_uri: 'https://idp/jwks', leeway: 2m}}\napplications:\n",
+        Finding(
+            "low", "issuers[0].leeway", "leeway of 2m: expired tokens stay valid that long", 27
+        ),
+    ),
+    (
+        "applications:\n",
+        f"{ISSUER}algorithms: [ES256], jwks_uri: 'http://idp.example/jwks'}}\napplications:\n",
+        Finding(
+            "medium",
+            "issuers[0].jwks_uri",
+            "signing keys fetched over plain HTTP: anyone on the path can replace them",
+            27,
+        ),
+    ),
+    (
+        "applications:\n",
+        "introspection:\n  - {name: as, url: 'http://as.example/introspect', client_id: gw,"
+        f" client_secret_env: {SECRET_ENV}}}\napplications:\n",
+        Finding(
+            "medium",
+            "introspection[0].url",
+            "tokens and the client secret sent over plain HTTP",
+            27,
+        ),
+    ),
+    (
+        "applications:\n",
+        "users:\n  - name: bob\n    password_hash: scrypt$16$8$1$c2FsdA$aGFzaA\n"
+        f"    digest_ha1: 'sha256:{'0' * 64}'\napplications:\n",
+        Finding("info", "users[0].digest_ha1", MSG_DIGEST, 29),
+    ),
+    (
+        "    authorization:\n      rules:\n        - {id: partners, allow: true, applications: [app]}\n"
+        "        - {allow: false}\n",
+        "",
+        Finding("info", "apis[0].authorization", MSG_NO_AUTHORIZATION, 13),
+    ),
+    (
+        "[mtls]",
+        "[mtls, api_key]",
+        Finding("low", "apis[0].api_key.query", MSG_KEY_IN_URL, 13),
+    ),
+    (
+        "[mtls]",
+        "[mtls, api_key]\n    api_key: {header: X-Key, query: key}",
+        Finding("low", "apis[0].api_key.query", MSG_KEY_IN_URL, 22),
+    ),
+    (
+        "        - {allow: false}\n",
+        "        - {allow: false, methods: [DELETE]}\n",
+        Finding("low", "apis[0].authorization.rules", MSG_NO_FINAL_DENY, 23),
+    ),
+    (
+        "        - {allow: false}\n",
+        "        - {allow: false}\n      opa: {url: 'http://127.0.0.1:8181/v1/data/gw/allow', on_error: allow}\n",
+        Finding("high", "apis[0].authorization.opa.on_error", MSG_OPA_FAILS_OPEN, 26),
+    ),
+    (
+        "        - {allow: false}\n",
+        "        - {allow: false}\n      opa: {url: 'http://opa.example:8181/v1/data/gw/allow'}\n",
+        Finding(
+            "medium",
+            "apis[0].authorization.opa.url",
+            "policy decisions travel over plain HTTP",
+            26,
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("old, new, finding", IDENTITY_CASES)
+def test_each_identity_finding(here: Path, old: str, new: str, finding: Finding) -> None:
+    assert added(variant(old, new)) == [finding]
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        "[mtls, api_key]\n    api_key: {query: null}",
+        "[mtls, api_key]\n    api_key: {query: off}",
+        "[mtls, basic]",  # the default query location only matters for api_key
+    ],
+)
+def test_no_query_key_finding_when_query_keys_are_off(here: Path, new: str) -> None:
+    text = HARDENED.replace("[mtls]", new)
+    if "basic" in new:
+        text = text.replace(
+            "applications:\n",
+            "users:\n  - {name: bob, password_hash: scrypt$16$8$1$c2FsdA$aGFzaA}\napplications:\n",
+        )
+    assert added(load(text)) == []
+
+
+def test_issuer_with_short_leeway_and_https_keys_is_fine(here: Path) -> None:
+    issuer = f"{ISSUER}algorithms: [RS256, ES256], jwks_uri: 'https://idp/jwks', leeway: 1m}}\n"
+    assert added(variant("applications:\n", issuer + "applications:\n")) == []
+
+
+def test_anonymous_limit_of_a_public_api_counts(here: Path) -> None:
+    cfg = variant("    authentication: [mtls]\n", "")
+    assert [f.path for f in audit(cfg, now=NOW)] == ["apis[0].authentication"]
+
+
+@pytest.mark.parametrize(
+    "rule, deny_all",
+    [
+        (PolicyRule("r", False), True),
+        (PolicyRule("r", False, path="/**"), True),
+        (PolicyRule("r", True), False),
+        (PolicyRule("r", False, path="/a/**"), False),
+        (PolicyRule("r", False, methods=("GET",)), False),
+        (PolicyRule("r", False, claims={"a": 1}), False),
+        (PolicyRule("r", False, time=TimeWindow("06:00", "22:00")), False),
+        (PolicyRule("r", False, client_ips=("10.0.0.0/8",)), False),
+    ],
+)
+def test_is_deny_all(rule: PolicyRule, deny_all: bool) -> None:
+    assert is_deny_all(rule) is deny_all
 
 
 def test_api_without_authentication(here: Path) -> None:
-    assert audit(load(HARDENED), now=NOW) == [
+    cfg = variant("    authentication: [mtls]\n", "")
+    assert audit(cfg, now=NOW) == [
         Finding("high", "apis[0].authentication", "no authentication: anyone can call this API", 13)
     ]
 
