@@ -1,0 +1,1 @@
+"""mTLS identity: a client certificate verified in the handshake -> its application."""
