@@ -120,7 +120,8 @@ def _issuer(
         for key in ("jwks_uri", "jwks_file"):
             if m.has(key):
                 r.bad(m.get(key), m.sub(key), "HS256, HS384 and HS512 use secret_env, not keys")
-        secret_env = m.read("secret_env", partial(_secret_env, r))
+        minimum = max(HMAC_MIN_BYTES.get(a, 0) for a in algorithms)
+        secret_env = m.read("secret_env", partial(_secret_env, r, minimum=minimum))
     elif hmac is False:
         if m.has("secret_env"):
             r.bad(m.get("secret_env"), m.sub("secret_env"), "only for HS256, HS384 and HS512")
@@ -187,8 +188,13 @@ def _leeway(r: Reader, node: Node, path: str) -> float | None:
     return seconds
 
 
-def _secret_env(r: Reader, node: Node, path: str) -> str | None:
-    """The name of an environment variable holding >= 32 bytes; the secret is not kept."""
+# RFC 7518 §3.2: an HMAC key at least as long as the hash output.
+HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+
+
+def _secret_env(r: Reader, node: Node, path: str, minimum: int = 0) -> str | None:
+    """The name of an environment variable holding a long enough secret; the secret is not kept."""
+    minimum = max(minimum, MIN_SECRET_BYTES)
     name = r.checked(node, path, env_name_problem)
     if name is None:
         return None
@@ -196,8 +202,8 @@ def _secret_env(r: Reader, node: Node, path: str) -> str | None:
     if value is None:
         r.bad(node, path, f"environment variable {name} is not set")
         return None
-    if len(value.encode("utf-8", "surrogateescape")) < MIN_SECRET_BYTES:
-        r.bad(node, path, f"secret in {name} must be at least {MIN_SECRET_BYTES} bytes")
+    if len(value.encode("utf-8", "surrogateescape")) < minimum:
+        r.bad(node, path, f"secret in {name} must be at least {minimum} bytes")
         return None
     return name
 

@@ -37,7 +37,7 @@ API = "apis:\n  - name: a\n    base_path: /a\n    upstream: {urls: [http://127.0
 SCRYPT = "scrypt$16384$8$1$c2FsdA$aGFzaA"
 HA1 = "sha256:" + "0" * 64
 KEY_HASH = "sha256:" + "a" * 64
-HS_ENV, HS_SECRET = "FASTGATE_TEST_HS_SECRET", "0123456789abcdef0123456789abcdef"
+HS_ENV, HS_SECRET = "FASTGATE_TEST_HS_SECRET", "0123456789abcdef" * 4  # 64 bytes: enough for HS512 (RFC 7518 §3.2)
 AS_ENV = "FASTGATE_TEST_INTROSPECTION_SECRET"
 
 
@@ -485,7 +485,7 @@ def test_secret_env_length(
     here: Path, monkeypatch: pytest.MonkeyPatch, value: str, message: str | None
 ) -> None:
     monkeypatch.setenv(HS_ENV, value)
-    text = ISSUER + f"algorithms: [HS512], secret_env: {HS_ENV}}}\n"
+    text = ISSUER + f"algorithms: [HS256], secret_env: {HS_ENV}}}\n"
     if message is None:
         assert load(text).issuers[0].secret_env == HS_ENV
     else:
@@ -824,3 +824,22 @@ def test_template_problem(text: str, problem: str | None) -> None:
 )  # fmt: skip
 def test_glob_problem(text: str, problem: str | None) -> None:
     assert glob_problem(text) == problem
+
+
+def test_hs512_secret_needs_64_bytes(tmp_path, monkeypatch):
+    """RFC 7518 §3.2: the loader refuses what the verifier would refuse at start-up."""
+    from fastgate.config import ConfigError, load_config
+
+    monkeypatch.setenv("HS_SECRET_48", "x" * 48)
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(
+        "version: 1\nlisteners:\n  - name: a\n    address: 127.0.0.1:0\n"
+        "issuers:\n  - name: i\n    issuer: https://i/\n    audiences: [a]\n"
+        "    algorithms: [HS512]\n    secret_env: HS_SECRET_48\n"
+    )
+    try:
+        load_config(cfg)
+    except ConfigError as e:
+        assert e.problems == [f"{cfg}:10: issuers[0].secret_env: secret in HS_SECRET_48 must be at least 64 bytes"]
+    else:
+        raise AssertionError("accepted a 48-byte HS512 secret")
