@@ -28,7 +28,7 @@ MSG_KEY_IN_URL = "keys in URLs end up in logs and browser history"
 MSG_DIGEST = "Digest HA1 is password-equivalent: consider a stronger method"
 MSG_NO_AUTHORIZATION = "no authorization: any authenticated caller may use every resource"
 MSG_OPA_FAILS_OPEN = "OPA errors allow requests: authorization fails open"
-MSG_NO_FINAL_DENY = "no final deny rule: requests no rule matches are allowed"
+MSG_NO_FINAL_DENY = "no final deny rule: requests no rule matches are denied by default; say so with a final {allow: false}"
 MAX_QUIET_LEEWAY = 60.0  # beyond a minute, leeway is a window for expired tokens
 
 
@@ -111,7 +111,7 @@ def _api_identity(path: str, api: Api) -> list[tuple[str, str, str]]:
             out.append(("info", f"{path}.authorization", MSG_NO_AUTHORIZATION))
         return out
     if auth.rules and not is_deny_all(auth.rules[-1]):
-        out.append(("low", f"{path}.authorization.rules", MSG_NO_FINAL_DENY))
+        out.append(("info", f"{path}.authorization.rules", MSG_NO_FINAL_DENY))
     if auth.opa is not None:
         if auth.opa.on_error == "allow":
             out.append(("high", f"{path}.authorization.opa.on_error", MSG_OPA_FAILS_OPEN))

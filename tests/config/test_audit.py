@@ -248,7 +248,7 @@ IDENTITY_CASES = [
     (
         "        - {allow: false}\n",
         "        - {allow: false, methods: [DELETE]}\n",
-        Finding("low", "apis[0].authorization.rules", MSG_NO_FINAL_DENY, 23),
+        Finding("info", "apis[0].authorization.rules", MSG_NO_FINAL_DENY, 23),
     ),
     (
         "        - {allow: false}\n",
