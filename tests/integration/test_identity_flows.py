@@ -72,7 +72,7 @@ def _digest_header(challenge: str, method: str, uri: str, nc: int, password: str
     ha2 = _h(f"{method}:{uri}")
     ncs = f"{nc:08x}"
     response = _h(f"{ha1}:{nonce}:{ncs}:{cnonce}:auth:{ha2}")
-    parts = [f'username="carol"', 'realm="fastgate"', f'nonce="{nonce}"', f'uri="{uri}"',
+    parts = ['username="carol"', 'realm="fastgate"', f'nonce="{nonce}"', f'uri="{uri}"',
              "algorithm=SHA-256", "qop=auth", f"nc={ncs}", f'cnonce="{cnonce}"', f'response="{response}"']
     if "opaque" in params:
         parts.append(f'opaque="{params["opaque"]}"')
