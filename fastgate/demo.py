@@ -17,15 +17,18 @@ from pathlib import Path
 from cryptography import x509
 
 from .devtools.certs import make_dev_pki
+from .devtools.idp import make_idp, mint
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / ".demo"
 CERTS = DEMO / "certs"
 CONFIG = ROOT / "config" / "gateway.yaml"
+DEMO_KEY = "fg_demo_key_not_secret_use_new_api_key_for_real_ones"  # its hash is in config/gateway.yaml
+DEMO_PASSWORD = "alice-demo-password"
 
 
-def _certs_fresh() -> bool:
-    crt = CERTS / "server.crt"
+def _certs_fresh(certs: Path = CERTS) -> bool:
+    crt = certs / "server.crt"
     if not crt.exists():
         return False
     cert = x509.load_pem_x509_certificate(crt.read_bytes())
@@ -44,10 +47,19 @@ def _wait_for(proc: subprocess.Popen, needle: str, timeout: float = 15.0) -> str
     raise SystemExit(f"demo: '{needle}' did not appear; see the output above")
 
 
+def prepare(demo: Path = DEMO) -> Path:
+    """Everything config/gateway.yaml refers to under .demo/: certificates and the IdP key."""
+    certs = demo / "certs"
+    if not _certs_fresh(certs):
+        make_dev_pki(certs)
+        print(f"demo: made development certificates in {certs}/")
+    pem, _ = make_idp(demo / "keys")
+    return pem
+
+
 def main() -> int:
-    if not _certs_fresh():
-        make_dev_pki(CERTS)
-        print(f"demo: made development certificates in {CERTS.relative_to(ROOT)}/")
+    pem = prepare()
+    token = mint(pem, scope="orders:read")
     py = sys.executable
     echo = subprocess.Popen([py, "-m", "fastgate.devtools.echo", "--port", "9000"],
                             stdout=subprocess.PIPE, cwd=ROOT)
@@ -62,8 +74,24 @@ def main() -> int:
 fastgate demo is up: TLS listener {base}, echo upstream http://127.0.0.1:9000, admin http://127.0.0.1:9901
 Paste these in another terminal (from {ROOT}):
 
-  # an API call through the gateway (the echo upstream shows what it received)
+  # a public API call through the gateway (the echo upstream shows what it received)
   curl --cacert {ca} {base}/echo/v1/hello?name=world
+
+  # the orders API needs credentials: none -> 401 with one challenge per accepted scheme
+  curl -i --cacert {ca} {base}/orders/v1/orders/42
+
+  # ... an API key (stripped before the upstream; X-Fastgate-Application is set instead)
+  curl --cacert {ca} -H 'X-API-Key: {DEMO_KEY}' {base}/orders/v1/orders/42
+
+  # ... a JWT from the demo IdP (scope orders:read, valid 1 h; forwarded unchanged)
+  curl --cacert {ca} -H 'Authorization: Bearer {token}' {base}/orders/v1/orders/42
+
+  # ... the same token may not create orders: 403 insufficient_scope
+  curl -i --cacert {ca} -H 'Authorization: Bearer {token}' -d '{{}}' {base}/orders/v1/orders
+
+  # ... Basic as alice (role clerk -> orders:write) may; a wrong password is 401
+  curl --cacert {ca} -u alice:{DEMO_PASSWORD} -d '{{}}' {base}/orders/v1/orders
+  curl --cacert {ca} -u alice:wrong {base}/orders/v1/orders/42
 
   # the same with a client certificate (mTLS: the listener verifies it in the handshake)
   curl --cacert {ca} --cert .demo/certs/client.crt --key .demo/certs/client.key {base}/echo/v1/mtls
@@ -86,7 +114,8 @@ Paste these in another terminal (from {ROOT}):
   .venv/bin/fastgate check -c config/gateway.yaml
   .venv/bin/fastgate audit -c config/gateway.yaml
 
-Tokens (OAuth2) arrive with the token-service issue; `fastgate bench` with the capacity issue.
+Issuing tokens (the built-in OAuth2 server) arrives with the token-service issue; `fastgate
+bench` with the capacity issue.
 Access log lines (one JSON object per request) follow below. Ctrl-C stops the demo.
 """, flush=True)
         stop = {"now": False}
