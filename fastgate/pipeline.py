@@ -75,11 +75,29 @@ def response_headers(headers: list[tuple[bytes, bytes]], ctx) -> list[tuple[byte
     return out
 
 
-def _consume_credentials(headers: list[tuple[bytes, bytes]], found) -> list[tuple[bytes, bytes]]:
+class Consumed:
+    """Every credential of the API's methods present on a request: the deciding method's, and
+    any other configured method's, which nobody verified and which must not reach the upstream
+    (a forged Bearer token beside a valid API key would otherwise pass through unchecked)."""
+
+    __slots__ = ("headers", "query")
+
+    def __init__(self) -> None:
+        self.headers: set[bytes] = set()
+        self.query: list[str] = []
+
+    def add(self, method_name: str, found) -> None:
+        self.headers.update(found.strip_headers)
+        if method_name == "oauth2":
+            self.headers.add(b"authorization")
+        if found.strip_query:
+            self.query.append(found.strip_query)
+
+
+def _consume_credentials(headers: list[tuple[bytes, bytes]], drop: set[bytes]) -> list[tuple[bytes, bytes]]:
     """Credentials the gateway consumed never reach the upstream (CONTRACT.md)."""
-    if not found.strip_headers:
+    if not drop:
         return headers
-    drop = found.strip_headers
     return [(n, v) for n, v in headers if n not in drop]
 
 
@@ -227,9 +245,9 @@ class Pipeline:
                 break
         fwd = forward_request_headers(req.headers, ctx, host)
         if found is not None:
-            fwd = _consume_credentials(fwd, found)
-            if found.strip_query:
-                query = _drop_query_param(query, found.strip_query)
+            fwd = _consume_credentials(fwd, found.headers)
+            for name in found.query:
+                query = _drop_query_param(query, name)
         if ctx.identity is not None:
             fwd.extend(_identity_headers(ctx.identity))
         up_target = upstream_path(api.upstream.path, rest)
@@ -272,27 +290,43 @@ class Pipeline:
         finally:
             pool.in_flight -= 1
 
-    async def _authenticate(self, ctx, req: Request, ar):
-        """Sets ctx.identity; returns what the deciding method found, so its credentials are
-        stripped even when monitor mode lets a failed check through."""
+    async def _authenticate(self, ctx, req: Request, ar) -> Consumed:
+        """Sets ctx.identity; returns every credential to strip before forwarding. Only a
+        Bearer token that oauth2 itself verified is forwarded (CONTRACT.md); any other
+        Authorization header, and other methods' keys, are dropped even in monitor mode."""
+        consumed = Consumed()
+        consumed.headers.add(b"authorization")
         if ar.api.mtls == "required" and ctx.peer_cert is None:
             ctx.decision = "apis.mtls"
             self._enforce(ar, ctx, errors.Unauthenticated("a client certificate is required"))
+        deciding = None
         for method in ar.authenticators:
             found = method.find(ctx, req)
-            if found is not None:
-                ctx.decision = f"authentication.{method.name}"
-                try:
-                    ctx.identity = await method.verify(ctx, req, found)
-                except errors.GatewayError as err:
-                    self._enforce(ar, ctx, err)
-                return found
+            if found is None:
+                continue
+            if deciding is None:
+                deciding = (method, found)
+            else:
+                consumed.add(method.name, found)
+        if deciding is not None:
+            method, found = deciding
+            consumed.headers.update(found.strip_headers)
+            if found.strip_query:
+                consumed.query.append(found.strip_query)
+            ctx.decision = f"authentication.{method.name}"
+            try:
+                ctx.identity = await method.verify(ctx, req, found)
+            except errors.GatewayError as err:
+                self._enforce(ar, ctx, err)
+            if method.name == "oauth2" and ctx.identity is not None:
+                consumed.headers.discard(b"authorization")  # the verified token goes on unchanged
+            return consumed
         if ar.authenticators:
             ctx.decision = "authentication"
             challenges = [c for c in (m.challenge() for m in ar.authenticators) if c]
             self._enforce(ar, ctx, errors.Unauthenticated(
                 "credentials required", headers=[("www-authenticate", c) for c in challenges]))
-        return None
+        return consumed
 
     def _enforce(self, ar, ctx, err: errors.GatewayError) -> None:
         """Raise `err`, unless the API is in monitor mode: then log and count what would have
