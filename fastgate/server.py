@@ -16,6 +16,7 @@ import ssl
 import sys
 from pathlib import Path
 
+from . import revocations
 from .accesslog import AccessLog
 from .admin import AdminServer
 from .config import ConfigError, load_config
@@ -84,6 +85,7 @@ class Gateway:
         self._capacity.set()
         self._stopped = asyncio.Event()
         self._active_gauges: dict[str, object] = {}
+        self.revocation_sync: revocations.RevocationSync | None = None  # with `redis:` (revocations.py)
 
     # ------------------------------------------------------------------ connections
     def connection_opened(self, conn: ServerConnection) -> None:
@@ -130,6 +132,8 @@ class Gateway:
     # ------------------------------------------------------------------ listeners
     async def start(self) -> None:
         config = self.runtime.config
+        # first: a fresh process must not accept a key Redis already says is revoked
+        self.revocation_sync = await revocations.start(config.redis, self.runtime.shared)
         for listener in config.listeners:
             self._open_listener(listener)
         if config.admin is not None and self.serve_admin:
@@ -237,6 +241,8 @@ class Gateway:
             self.access_log = AccessLog(config.logging.access_log)
         for pool in old.retired_pools(runtime):
             pool.close()
+        self.revocation_sync = await revocations.restart(self.revocation_sync, config.redis,
+                                                       runtime.shared)
         self.metrics.config_reloads.labels("ok").inc()
         say("fastgate: config reloaded", err=True)
         return True
@@ -272,6 +278,8 @@ class Gateway:
             await self.admin.stop()
         for api in self.runtime.apis.values():
             api.pool.close()
+        if self.revocation_sync is not None:
+            await self.revocation_sync.stop()
         self.runtime.shared.close()
         self.access_log.close()
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from fastgate.devtools.certs import make_dev_pki
-from tests.helpers import Echo, Gateway, client_context
+from tests.helpers import Echo, Gateway, client_context, free_port
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +76,56 @@ def start_gateway(tmp_path):
     yield start
     for gw in started:
         gw.stop()
+
+
+class RedisServer:
+    """A private `redis-server` on 127.0.0.1 (no persistence); stop() and start() again on the
+    same port simulate an outage and a restart that lost the data."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.p: subprocess.Popen | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.p = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.p.poll() is not None:
+                self.stop()
+                raise AssertionError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.p is not None and self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.p = None
+
+
+def need_redis_server() -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (`make test` installs it)")
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """The URL of a private redis-server shared by the session's tests."""
+    need_redis_server()
+    server = RedisServer()
+    yield server.url
+    server.stop()
