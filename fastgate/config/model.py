@@ -197,6 +197,10 @@ class Api:
     api_key: ApiKeyLocation = field(default_factory=lambda: ApiKeyLocation())
     mtls: str = "optional"  # optional | required (a verified client cert on top of a method)
     authorization: Authorization | None = None
+    threat_protection: ThreatProtection | None = None
+    validation: Validation | None = None
+    openapi: Path | None = None
+    cors: Cors | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,3 +307,59 @@ class Authorization:
     resources: tuple[ResourceScopes, ...] = ()
     rules: tuple[PolicyRule, ...] = ()
     opa: Opa | None = None
+
+
+# ---------------------------------------------------------------- content inspection (issue 5)
+@dataclass(frozen=True, slots=True)
+class RegexProtection:
+    sets: tuple[str, ...] = ()  # sql javascript ssi xpath java_exception path_traversal command
+    custom: tuple[str, ...] = ()  # extra patterns (hyperscan syntax), ids "custom[N]"
+    scan: tuple[str, ...] = ("path", "query", "headers", "body")
+
+
+@dataclass(frozen=True, slots=True)
+class JsonProtection:
+    """None = that limit is off; the scanner's names (fastgate._native.jsonscan.JsonLimits)."""
+
+    max_depth: int | None = 20
+    max_string_length: int | None = 10_000
+    max_key_length: int | None = 256
+    max_array_elements: int | None = 1000
+    max_object_entries: int | None = 1000
+    max_bytes: int | None = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class XmlProtection:
+    max_depth: int | None = 30
+    max_elements: int | None = 10_000
+    max_attributes: int | None = 50
+    max_attribute_length: int | None = 1000
+    max_text_length: int | None = 100_000
+    max_children: int | None = 1000
+    max_bytes: int | None = 1024 * 1024  # our addition, as for JSON
+    allow_dtd: bool = False
+    schema: Path | None = None  # XSD, local file only
+
+
+@dataclass(frozen=True, slots=True)
+class ThreatProtection:
+    regex: RegexProtection | None = None
+    json: JsonProtection | None = None
+    xml: XmlProtection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    request: bool = True
+    response: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Cors:
+    origins: tuple[str, ...]  # exact origins ("https://app.example.com"); "*" only without credentials
+    methods: tuple[str, ...] = ("GET", "HEAD", "POST")
+    headers: tuple[str, ...] = ()  # allowed request headers, lowercase
+    expose_headers: tuple[str, ...] = ()  # our addition
+    credentials: bool = False
+    max_age: float = 600.0
