@@ -36,6 +36,7 @@ class RequestContext:
         "upstream_ms",
         "rate_decision",
         "log_detail",
+        "cors_headers",
     )
 
     def __init__(self, request_id: str, client_ip: str, listener: str, scheme: str, peer_cert) -> None:
@@ -64,3 +65,4 @@ class RequestContext:
         self.upstream_ms = None
         self.rate_decision = None
         self.log_detail = None
+        self.cors_headers: list[tuple[bytes, bytes]] | None = None

@@ -72,6 +72,9 @@ def response_headers(headers: list[tuple[bytes, bytes]], ctx) -> list[tuple[byte
     out = [(n, v) for n, v in headers if n not in RESPONSE_DROP and not (listed and n in listed)]
     out.append((b"x-request-id", ctx.request_id.encode()))
     out.extend(_ratelimit_headers(ctx))
+    if ctx.cors_headers:
+        out = [(n, v) for n, v in out if not n.startswith(b"access-control-") and n != b"vary"] + \
+            [(n, v) for n, v in headers if n == b"vary"] + ctx.cors_headers
     return out
 
 
@@ -92,6 +95,10 @@ class Consumed:
             self.headers.add(b"authorization")
         if found.strip_query:
             self.query.append(found.strip_query)
+
+
+async def _one(data: bytes):
+    yield data
 
 
 def _consume_credentials(headers: list[tuple[bytes, bytes]], drop: set[bytes]) -> list[tuple[bytes, bytes]]:
@@ -213,6 +220,20 @@ class Pipeline:
         ctx.route = api
         ar = runtime.apis[api.name]
         # stage 4: cheap checks first
+        if ar.cors is not None:
+            ctx.cors_headers = ar.cors.response_headers(req)
+            pre = ar.cors.preflight(req)
+            if pre is not None:
+                status, headers = pre
+                if status >= 400:
+                    ctx.decision = "cors"
+                    raise errors.Forbidden("CORS preflight refused")
+                return self._answer(conn, req, ctx, status, headers)
+        if ar.threat is not None:
+            try:
+                ar.threat.check_head(ctx, req, raw_path, query, ar.api_key_header)
+            except errors.GatewayError as err:
+                self._enforce(ar, ctx, err)
         if ar.anonymous is not None:
             d = ar.anonymous.check(ctx.client_ip)
             ctx.rate_decision = d
@@ -257,8 +278,15 @@ class Pipeline:
         body = None
         body_length = None
         if req.has_body:
-            body = self._counted(req.body(ar.max_body), ctx)
-            body_length = None if req.chunked else req.content_length
+            if ar.threat is not None and ar.threat.inspects_body:
+                # stage 8: the body is accepted whole before the upstream request starts
+                data = await ar.threat.read_body(ctx, req, ar.max_body,
+                                                 enforce=lambda err: self._enforce(ar, ctx, err))
+                body = _one(data)
+                body_length = len(data)
+            else:
+                body = self._counted(req.body(ar.max_body), ctx)
+                body_length = None if req.chunked else req.content_length
         pool.in_flight += 1
         ctx.upstream_started = time.perf_counter()
         try:
@@ -339,6 +367,14 @@ class Pipeline:
                  ctx.decision or "policy")
         ctx.decision = f"monitor:{ctx.decision or 'policy'}:{err.code}"
 
+    def _answer(self, conn: ServerConnection, req: Request, ctx, status: int,
+                headers: list[tuple[bytes, bytes]]) -> bool:
+        """An answer the gateway gives itself without an upstream (a CORS preflight)."""
+        ctx.status = status
+        hdrs = list(headers) + [(b"x-request-id", ctx.request_id.encode())]
+        conn.start_response(req, status, _reason(status), hdrs, 0, close=not req.body_done)
+        return conn.end_response() and req.body_done
+
     async def _counted(self, body, ctx):
         async for chunk in body:
             ctx.bytes_in += len(chunk)
@@ -358,6 +394,8 @@ class Pipeline:
                    (b"x-request-id", ctx.request_id.encode())]
         headers += [(n.encode(), v.encode()) for n, v in err.headers]
         headers += _ratelimit_headers(ctx)
+        if ctx.cors_headers:
+            headers += ctx.cors_headers
         if close:
             # We close anyway: write the answer raw, whatever state the codec is in.
             conn.write_raw_error(err.status, err.title.encode(), headers, body,

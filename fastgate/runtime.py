@@ -19,11 +19,14 @@ ANON_MAX_KEYS = 100_000  # distinct client IPs tracked per API; a flood cannot g
 
 class ApiRuntime:
     __slots__ = ("api", "pool", "anonymous", "anonymous_window", "max_body", "max_concurrency",
-                 "authenticators", "authorizer", "monitor")
+                 "authenticators", "authorizer", "monitor", "threat", "cors", "api_key_header")
 
     def __init__(self, api: Api, config: Config, previous: ApiRuntime | None, shared: SharedState) -> None:
         self.api = api
         self.monitor = api.mode == "monitor"
+        # the API key header is a credential: never regex-scanned, never forwarded
+        self.api_key_header = frozenset(
+            {api.api_key.header.lower().encode()} if "api_key" in api.authentication else ())
         # policies/<method>/policy.py: build(api, config, shared) -> Authenticator, in config order
         self.authenticators = tuple(
             importlib.import_module(f"fastgate.policies.{method}.policy").build(api, config, shared)
@@ -34,6 +37,16 @@ class ApiRuntime:
             from .policies.authorization.policy import build as build_authorizer
 
             self.authorizer = build_authorizer(api, config, shared)
+        self.threat = None
+        if api.threat_protection is not None:
+            from .policies.threat.policy import build as build_threat
+
+            self.threat = build_threat(api, config, shared)
+        self.cors = None
+        if api.cors is not None:
+            from .policies.cors.policy import build as build_cors
+
+            self.cors = build_cors(api, config, shared)
         ctx = None
         if any(u.scheme == "https" for u in api.upstream.urls):
             ctx = upstream_context(api.upstream.tls)

@@ -1,0 +1,283 @@
+"""Threat protection for one API: regex rules on path, query and header values; JSON and XML
+limits and the regex rules on the body, chunk by chunk as it arrives.
+
+Invariant: the upstream request starts only after the whole body was accepted. The body is
+buffered up to the protection's `max_bytes` (never spilled to disk) and scanned incrementally
+while it arrives, so a hostile body is refused at the byte that decides it and is never
+forwarded, even in part. Problems name the limit or the rule set, never the payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ... import errors
+from ...config.model import Api, Config, ThreatProtection
+from ...regex_rules import select_rules
+from ..shared import SharedState
+
+XSD_INLINE_BYTES = 64 * 1024  # larger documents are validated off the event loop
+# Header values the gateway consumes as credentials are not scanned (they are never forwarded).
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
+
+
+def _is_json_type(ctype: bytes) -> bool:
+    base = ctype.split(b";", 1)[0].strip().lower()
+    return base == b"application/json" or base.endswith(b"+json")
+
+
+def _is_xml_type(ctype: bytes) -> bool:
+    base = ctype.split(b";", 1)[0].strip().lower()
+    return base in (b"application/xml", b"text/xml") or base.endswith(b"+xml")
+
+
+def _rule_set(rule_id: str) -> str:
+    return rule_id.split("-", 1)[0] if not rule_id.startswith("custom[") else "custom"
+
+
+class ThreatPolicy:
+    def __init__(self, api: Api, tp: ThreatProtection, body_limit: int, shared: SharedState) -> None:
+        self.api = api
+        self.patterns = None
+        self.scan = frozenset()
+        if tp.regex is not None:
+            from ..._native.regexscan import PatternSet
+
+            custom = [(f"custom[{i}]", p) for i, p in enumerate(tp.regex.custom)]
+            rules = select_rules(tp.regex.sets, custom)
+            key = ("regex", tuple(rules))
+            self.patterns = shared.get(key, lambda: PatternSet(rules))  # compiling costs ~0.2 s
+            self.scan = frozenset(tp.regex.scan)
+        self.json_limits = self.xml_limits = None
+        if tp.json is not None:
+            from ..._native.jsonscan import JsonLimits
+
+            j = tp.json
+            self.json_limits = JsonLimits(
+                max_depth=j.max_depth, max_string_length=j.max_string_length,
+                max_key_length=j.max_key_length, max_array_elements=j.max_array_elements,
+                max_object_entries=j.max_object_entries, max_bytes=j.max_bytes)
+        self.xsd = None
+        if tp.xml is not None:
+            from ..._native.xmlscan import XmlLimits
+
+            x = tp.xml
+            self.xml_limits = XmlLimits(
+                max_depth=x.max_depth, max_elements=x.max_elements, max_attributes=x.max_attributes,
+                max_attribute_length=x.max_attribute_length, max_text_length=x.max_text_length,
+                max_children=x.max_children, max_bytes=x.max_bytes, allow_dtd=x.allow_dtd)
+            if x.schema is not None:
+                self.xsd = shared.get(("xsd", x.schema), lambda: _load_xsd(x.schema))
+        caps = [body_limit]
+        if tp.json is not None and tp.json.max_bytes is not None:
+            caps.append(tp.json.max_bytes)
+        if tp.xml is not None and tp.xml.max_bytes is not None:
+            caps.append(tp.xml.max_bytes)
+        self.buffer_limit = max(caps) if len(caps) > 1 else body_limit
+        self.inspects_body = (self.patterns is not None and "body" in self.scan) or \
+            self.json_limits is not None or self.xml_limits is not None
+
+    # ---------------------------------------------------------------- head (stage 4)
+    def check_head(self, ctx, req, raw_path: str, query: str, skip_headers: frozenset[bytes]) -> None:
+        ps = self.patterns
+        if ps is None:
+            return
+        hit = None
+        if "path" in self.scan:
+            hit = ps.scan(raw_path.encode("latin-1"), kind="path")
+        if hit is None and query and "query" in self.scan:
+            hit = ps.scan(query.encode("latin-1"), kind="query")
+        if hit is None and "headers" in self.scan:
+            for name, value in req.headers:
+                if name in CREDENTIAL_HEADERS or name in skip_headers or name == b"host":
+                    continue
+                hit = ps.scan(value, kind="header")
+                if hit is not None:
+                    break
+        if hit is not None:
+            self._threat(ctx, hit.rule_id)
+
+    def _threat(self, ctx, rule_id: str) -> None:
+        ctx.decision = f"threat_protection.regex:{rule_id}"
+        raise errors.ThreatDetected(f"request blocked by the {_rule_set(rule_id)} rule set",
+                                    extra={"rule_set": _rule_set(rule_id)})
+
+    # ---------------------------------------------------------------- body (stage 8)
+    async def read_body(self, ctx, req, max_body: int, enforce=None) -> bytes:
+        """The whole body, accepted: every chunk is scanned as it arrives; anything that fails
+        raises before a byte reaches the upstream. `enforce(err)` decides what a violation does
+        (raise it, or, in monitor mode, record it and return): after a recorded violation the
+        body is still read whole but no longer scanned."""
+        limit = min(max_body, self.buffer_limit)
+        if req.content_length > limit:
+            raise errors.PayloadTooLarge(f"body larger than {limit} bytes")
+        ctype = b""
+        for name, value in req.headers:
+            if name == b"content-type":
+                ctype = value
+                break
+        kind = None  # "json" | "xml" | "" (neither), decided at the first non-space byte
+        if _is_json_type(ctype) and self.json_limits is not None:
+            kind = "json"
+        elif _is_xml_type(ctype) and self.xml_limits is not None:
+            kind = "xml"
+        state = _BodyScan(self, ctx, kind)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in req.body(limit):
+                size += len(chunk)
+                chunks.append(chunk)
+                if state.active:
+                    try:
+                        state.feed(chunks, chunk)
+                    except errors.GatewayError as err:
+                        state.stop()
+                        (enforce or _raise)(err)
+            if state.active:
+                try:
+                    state.finish()
+                except errors.GatewayError as err:
+                    (enforce or _raise)(err)
+        finally:
+            state.stop()
+        body = b"".join(chunks)
+        if state.kind == "xml" and self.xsd is not None:
+            try:
+                await self._validate_xsd(body)
+            except errors.GatewayError as err:
+                (enforce or _raise)(err)
+        ctx.bytes_in = size
+        return body
+
+    def _sniff(self, chunks: list[bytes]) -> str | None:
+        """A lying or missing Content-Type does not skip the scanners: the first non-space
+        byte says JSON ('{' or '[') or XML ('<')."""
+        for c in chunks:
+            s = c.lstrip(b" \t\r\n")
+            if s:
+                if s[:1] in (b"{", b"[") and self.json_limits is not None:
+                    return "json"
+                if s[:1] == b"<" and self.xml_limits is not None:
+                    return "xml"
+                return ""
+        return None
+
+
+    @staticmethod
+    def _guard(ctx, fn, *args) -> None:
+        try:
+            fn(*args)
+        except errors.PayloadRejected as e:
+            if e.limit == "max_bytes":
+                raise errors.PayloadTooLarge("body larger than the protection's max_bytes") from None
+            if ctx is not None:
+                ctx.decision = f"threat_protection.{e.limit}"
+            raise errors.PayloadRejected(e.limit, e.offset, detail=f"limit exceeded: {e.limit}"
+                                         if e.limit != "malformed" else "malformed document") from None
+
+    async def _validate_xsd(self, body: bytes) -> None:
+        if len(body) > XSD_INLINE_BYTES:
+            problems = await asyncio.get_running_loop().run_in_executor(None, _xsd_problems, self.xsd, body)
+        else:
+            problems = _xsd_problems(self.xsd, body)
+        if problems:
+            raise errors.InvalidRequest("the XML body does not match the schema", extra={"errors": problems})
+
+
+def _raise(err: errors.GatewayError) -> None:
+    raise err
+
+
+class _BodyScan:
+    """Per-request scanning state: the JSON/XML scanner and the regex stream over one body."""
+
+    __slots__ = ("policy", "ctx", "kind", "scanner", "stream", "active")
+
+    def __init__(self, policy: ThreatPolicy, ctx, kind: str | None) -> None:
+        self.policy = policy
+        self.ctx = ctx
+        self.kind = kind
+        self.scanner = None
+        self.stream = None
+        self.active = True
+        if kind is not None:
+            self._open()
+
+    def _open(self) -> None:
+        p = self.policy
+        if p.patterns is not None and "body" in p.scan:
+            self.stream = p.patterns.stream(kind="json" if self.kind == "json" else "body")
+        if self.kind == "json":
+            from ..._native.jsonscan import JsonScanner
+
+            self.scanner = JsonScanner(p.json_limits)
+        elif self.kind == "xml":
+            from ..._native.xmlscan import XmlScanner
+
+            self.scanner = XmlScanner(p.xml_limits)
+
+    def feed(self, chunks: list[bytes], chunk: bytes) -> None:
+        if self.kind is None:
+            self.kind = self.policy._sniff(chunks)
+            if self.kind is None:
+                return  # only whitespace so far
+            self._open()
+            for earlier in chunks[:-1]:
+                self._scan(earlier)
+        self._scan(chunk)
+
+    def _scan(self, chunk: bytes) -> None:
+        if self.stream is not None:
+            hit = self.stream.feed(chunk)
+            if hit is not None:
+                self.policy._threat(self.ctx, hit.rule_id)
+        if self.scanner is not None:
+            ThreatPolicy._guard(self.ctx, self.scanner.feed, chunk)
+
+    def finish(self) -> None:
+        if self.scanner is not None:
+            ThreatPolicy._guard(self.ctx, self.scanner.finish)
+        if self.stream is not None:
+            hit = self.stream.close()
+            self.stream = None
+            if hit is not None:
+                self.policy._threat(self.ctx, hit.rule_id)
+        if self.kind is None and self.policy.patterns is None:
+            self.kind = ""
+
+    def stop(self) -> None:
+        self.active = False
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+
+def _load_xsd(path):
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    return etree.XMLSchema(etree.parse(str(path), parser))
+
+
+def _xsd_problems(xsd, body: bytes) -> list[dict]:
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        doc = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError:
+        return [{"path": "body", "message": "not well-formed"}]
+    if xsd.validate(doc):
+        return []
+    # lxml's messages quote the offending values: report the element path and the error type
+    # only, so the problem never echoes the payload
+    return [{"path": e.path or f"line {e.line}", "message": e.type_name.lower()}
+            for e in list(xsd.error_log)[:10]]
+
+
+def build(api: Api, config: Config, shared: SharedState) -> ThreatPolicy | None:
+    if api.threat_protection is None:
+        return None
+    body_limit = api.max_body_bytes if api.max_body_bytes is not None else config.limits.max_body_bytes
+    return ThreatPolicy(api, api.threat_protection, body_limit, shared)
