@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .config import inspection
 from .config.model import Api, Config, Listener, PolicyRule, ServerTls
 from .config.units import format_duration
 
@@ -29,6 +30,12 @@ MSG_DIGEST = "Digest HA1 is password-equivalent: consider a stronger method"
 MSG_NO_AUTHORIZATION = "no authorization: any authenticated caller may use every resource"
 MSG_OPA_FAILS_OPEN = "OPA errors allow requests: authorization fails open"
 MSG_NO_FINAL_DENY = "no final deny rule: requests no rule matches are denied by default; say so with a final {allow: false}"
+MSG_CORS_WILDCARD = "any website can read this API's responses in a browser"
+MSG_CORS_CREDENTIALS = "browsers send cookies and credentials from the listed origins"
+MSG_NO_THREAT_PROTECTION = "no threat protection"
+MSG_BODY_NOT_SCANNED = "request bodies are not scanned for attacks"
+MSG_DTD_ALLOWED = "XML bodies may carry a DTD: entity expansion and XXE reach the backend's parser"
+MSG_NO_BODY_CAP = "no {kind} size limit: bodies up to the API's body limit are buffered and parsed"
 MAX_QUIET_LEEWAY = 60.0  # beyond a minute, leeway is a window for expired tokens
 
 
@@ -63,6 +70,7 @@ def audit(cfg: Config, now: datetime | None = None) -> list[Finding]:
         if api.mode == "monitor":
             add("medium", f"{path}.mode", "monitor mode: violations are logged, not blocked")
         found.extend(_api_identity(path, api))
+        found.extend(_api_inspection(path, api))
         for url_index, url in enumerate(api.upstream.urls):
             if url.scheme == "http" and not is_loopback(url.host):
                 add("low", f"{path}.upstream.urls[{url_index}]", MSG_PLAIN_UPSTREAM)
@@ -91,8 +99,7 @@ def audit(cfg: Config, now: datetime | None = None) -> list[Finding]:
                 message = f'API key "{key.id}" expired on {key.expires.isoformat()}'
                 add("medium", f"applications[{app_index}].api_keys[{key_index}].expires", message)
     # Not checkable yet because the loader refuses the keys that would cause them: long-lived
-    # tokens (token_service.*_ttl) and wildcard CORS with credentials (apis[].cors). Add them
-    # here when those keys are supported.
+    # tokens (token_service.*_ttl). Wildcard CORS with credentials never loads (the loader).
     findings = [Finding(sev, path, msg, line_for(cfg, path)) for sev, path, msg in found]
     return sorted(findings, key=_order)
 
@@ -118,6 +125,33 @@ def _api_identity(path: str, api: Api) -> list[tuple[str, str, str]]:
         if _plain_remote(auth.opa.url):
             message = "policy decisions travel over plain HTTP"
             out.append(("medium", f"{path}.authorization.opa.url", message))
+    return out
+
+
+def _api_inspection(path: str, api: Api) -> list[tuple[str, str, str]]:
+    """CORS and threat protection. "no threat protection" only once the loader accepts the key
+    (inspection.INSPECTION_RUNTIME_READY): never advise a key that would be refused."""
+    out = []
+    cors = api.cors
+    if cors is not None and cors.origins == ("*",):
+        out.append(("medium", f"{path}.cors.origins", MSG_CORS_WILDCARD))
+    if cors is not None and cors.credentials:
+        out.append(("info", f"{path}.cors.credentials", MSG_CORS_CREDENTIALS))
+    threat = api.threat_protection
+    if threat is None:
+        if inspection.runtime_ready("threat_protection"):
+            out.append(("medium", f"{path}.threat_protection", MSG_NO_THREAT_PROTECTION))
+        return out
+    if threat.regex is not None and "body" not in threat.regex.scan:
+        out.append(("low", f"{path}.threat_protection.regex.scan", MSG_BODY_NOT_SCANNED))
+    if threat.json is not None and threat.json.max_bytes is None:
+        message = MSG_NO_BODY_CAP.format(kind="JSON")
+        out.append(("medium", f"{path}.threat_protection.json.max_bytes", message))
+    if threat.xml is not None and threat.xml.allow_dtd:
+        out.append(("high", f"{path}.threat_protection.xml.allow_dtd", MSG_DTD_ALLOWED))
+    if threat.xml is not None and threat.xml.max_bytes is None:
+        message = MSG_NO_BODY_CAP.format(kind="XML")
+        out.append(("medium", f"{path}.threat_protection.xml.max_bytes", message))
     return out
 
 

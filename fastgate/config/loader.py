@@ -2,7 +2,8 @@
 
 Invariant: load_config returns a Config only when the file has no problem at all; otherwise it
 raises ConfigError listing every problem, each "FILE:LINE: key.path: message", in file order.
-The YAML walking lives in _reader.py; the identity sections (issue 4) in identity.py.
+The YAML walking lives in _reader.py; the identity sections (issue 4) in identity.py; the
+content-inspection sections (issue 5) in inspection.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from . import identity
+from . import identity, inspection
 from ._reader import (
     REPORTED,
     Map,
@@ -97,7 +98,7 @@ API_KEYS = tuple(
     "name base_path upstream mode authentication api_key mtls authorization max_body_bytes"
     " rate_limits".split()
 )
-API_UNSUPPORTED = tuple("threat_protection validation openapi cors anomaly_detection".split())
+API_UNSUPPORTED = ("anomaly_detection",)  # plus the inspection keys not yet runtime-ready
 UPSTREAM_KEYS = ("urls", "path", "timeout", "connect_timeout", "tls", "max_concurrency")
 RATE_LIMITS_UNSUPPORTED = ("api", "application", "subscription", "resources")
 
@@ -241,7 +242,8 @@ def _config(r: Reader, root: Node | None, source: Path) -> Config | None:
     _token_service(r, top)
     refs = Refs()
     tiers = _tiers(r, top.get("tiers"), refs)
-    apis = _apis(r, top.get("apis"), refs)
+    limits = _limits(r, top.get("limits"))
+    apis = _apis(r, top.get("apis"), refs, limits)
     users = _users(r, top.get("users"), refs)
     applications = _applications(r, top.get("applications"), refs)
     issuers = identity.issuers(r, top.get("issuers"), refs)
@@ -254,7 +256,7 @@ def _config(r: Reader, root: Node | None, source: Path) -> Config | None:
         source=source,
         listeners=listeners,
         apis=apis,
-        limits=_limits(r, top.get("limits")),
+        limits=limits,
         workers=top.read("workers", partial(_workers, r), 1),
         http=_http(r, top.get("http")),
         admin=admin,
@@ -662,12 +664,14 @@ def _subscriptions(r: Reader, refs: Refs, node: Node, path: str) -> tuple[Subscr
     return tuple(out)
 
 
-def _apis(r: Reader, node: Node | None, refs: Refs) -> tuple[Api, ...]:
+def _apis(r: Reader, node: Node | None, refs: Refs, limits: Limits) -> tuple[Api, ...]:
     names: dict[Any, str] = {}
     base_paths: dict[Any, str] = {}
+    ready = [key for key in inspection.INSPECTION_KEYS if inspection.runtime_ready(key)]
+    waiting = [key for key in inspection.INSPECTION_KEYS if key not in ready]
     out = []
     for path, item in (r.items(node, "apis") or ()) if node is not None else ():
-        m = r.mapping(item, path, API_KEYS, API_UNSUPPORTED)
+        m = r.mapping(item, path, (*API_KEYS, *ready), (*waiting, *API_UNSUPPORTED))
         if m is None:
             continue
         name = m.read("name", r.string, required=True)
@@ -679,6 +683,8 @@ def _apis(r: Reader, node: Node | None, refs: Refs) -> tuple[Api, ...]:
             base_path = normalise_path(base_path)
             r.unique(base_paths, base_path, m.get("base_path"), m.sub("base_path"), "base_path")
         upstream = m.read("upstream", partial(_upstream, r), required=True)
+        max_body_bytes = m.read("max_body_bytes", partial(r.size, positive=False))
+        body_limit = limits.max_body_bytes if max_body_bytes is None else max_body_bytes
         api = Api(
             name=name,
             base_path=base_path,
@@ -688,12 +694,26 @@ def _apis(r: Reader, node: Node | None, refs: Refs) -> tuple[Api, ...]:
             api_key=m.read("api_key", partial(identity.api_key_location, r), ApiKeyLocation()),
             mtls=m.read("mtls", partial(identity.mtls, r, refs), "optional"),
             authorization=m.read("authorization", partial(identity.authorization, r, refs)),
-            max_body_bytes=m.read("max_body_bytes", partial(r.size, positive=False)),
+            max_body_bytes=max_body_bytes,
             rate_limits=m.read("rate_limits", partial(_rate_limits, r), RateLimits()),
+            **_inspection(r, m, ready, body_limit),
         )
         if name is not None and base_path is not None and upstream is not None:
             out.append(api)
     return tuple(out)
+
+
+def _inspection(r: Reader, m: Map, ready: list[str], body_limit: int) -> dict[str, Any]:
+    """The runtime-ready inspection keys of one API (the others were refused by Map)."""
+    parsers: dict[str, Parse] = {
+        "threat_protection": partial(inspection.threat_protection, r, body_limit=body_limit),
+        "validation": partial(inspection.validation, r),
+        "openapi": partial(inspection.openapi, r),
+        "cors": partial(inspection.cors, r),
+    }
+    values = {key: m.read(key, parsers[key]) for key in ready}
+    inspection.check_api(r, m, values.get("validation"))
+    return values
 
 
 def _rate_limits(r: Reader, node: Node, path: str) -> RateLimits | None:

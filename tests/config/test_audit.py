@@ -10,10 +10,16 @@ import pytest
 
 from fastgate.audit import (
     MSG_ANONYMOUS_ONLY,
+    MSG_BODY_NOT_SCANNED,
+    MSG_CORS_CREDENTIALS,
+    MSG_CORS_WILDCARD,
     MSG_DIGEST,
+    MSG_DTD_ALLOWED,
     MSG_KEY_IN_URL,
     MSG_NO_AUTHORIZATION,
+    MSG_NO_BODY_CAP,
     MSG_NO_FINAL_DENY,
+    MSG_NO_THREAT_PROTECTION,
     MSG_OPA_FAILS_OPEN,
     MSG_SHARED_SECRET,
     Finding,
@@ -24,7 +30,7 @@ from fastgate.audit import (
     line_for,
     weak_ciphers,
 )
-from fastgate.config import Config, load_config
+from fastgate.config import Config, inspection, load_config
 from fastgate.config.model import PolicyRule, TimeWindow
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -386,3 +392,90 @@ def test_line_for_falls_back_to_the_nearest_parent() -> None:
     assert line_for(cfg, "apis[0].upstream.tls.verify") == 7
     assert line_for(cfg, "apis[1].mode") == 6
     assert line_for(cfg, "admin.address") is None
+
+
+# ------------------------------------------------------------------------ content inspection (issue 5)
+
+PROTECTED = HARDENED.replace(
+    "    rate_limits:\n",
+    "    threat_protection: {regex: {}, json: {}, xml: {}}\n    cors: {origins: [https://app.example]}\n"
+    "    rate_limits:\n",
+    1,
+)
+
+
+@pytest.fixture
+def inspection_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inspection, "INSPECTION_RUNTIME_READY", set(inspection.INSPECTION_KEYS))
+
+
+def protected(old: str, new: str) -> Config:
+    assert old in PROTECTED, old
+    return load(PROTECTED.replace(old, new, 1))
+
+
+def test_protected_config_adds_no_finding(here: Path, inspection_ready: None) -> None:
+    assert added(load(PROTECTED)) == []
+
+
+INSPECTION_CASES = [
+    (
+        "[https://app.example]}",
+        "['*']}",
+        Finding("medium", "apis[0].cors.origins", MSG_CORS_WILDCARD, 20),
+    ),
+    (
+        "[https://app.example]}",
+        "[https://app.example], credentials: true}",
+        Finding("info", "apis[0].cors.credentials", MSG_CORS_CREDENTIALS, 20),
+    ),
+    (
+        "    threat_protection: {regex: {}, json: {}, xml: {}}\n",
+        "",
+        Finding("medium", "apis[0].threat_protection", MSG_NO_THREAT_PROTECTION, 13),
+    ),
+    (
+        "regex: {}",
+        "regex: {scan: [path, query, headers]}",
+        Finding("low", "apis[0].threat_protection.regex.scan", MSG_BODY_NOT_SCANNED, 19),
+    ),
+    (
+        "xml: {}",
+        "xml: {allow_dtd: true}",
+        Finding("high", "apis[0].threat_protection.xml.allow_dtd", MSG_DTD_ALLOWED, 19),
+    ),
+    (
+        "json: {}",
+        "json: {max_bytes: null}",
+        Finding(
+            "medium",
+            "apis[0].threat_protection.json.max_bytes",
+            MSG_NO_BODY_CAP.format(kind="JSON"),
+            19,
+        ),
+    ),
+    (
+        "xml: {}",
+        "xml: {max_bytes: off}",
+        Finding(
+            "medium",
+            "apis[0].threat_protection.xml.max_bytes",
+            MSG_NO_BODY_CAP.format(kind="XML"),
+            19,
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("old, new, finding", INSPECTION_CASES)
+def test_each_inspection_finding(
+    here: Path, inspection_ready: None, old: str, new: str, finding: Finding
+) -> None:
+    assert added(protected(old, new)) == [finding]
+
+
+def test_no_threat_protection_finding_while_the_key_is_refused(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inspection, "INSPECTION_RUNTIME_READY", {"cors"})
+    assert added(load(HARDENED)) == []

@@ -524,7 +524,6 @@ API_CASES = [
             "gateway.yaml:8: apis[0].openapi: not supported yet",
             "gateway.yaml:12: apis[0].threat_protection: not supported yet",
             "gateway.yaml:13: apis[0].validation: not supported yet",
-            "gateway.yaml:14: apis[0].cors: not supported yet",
             "gateway.yaml:15: apis[0].anomaly_detection: not supported yet",
             "gateway.yaml:16: apis[0].retries: unknown key",
         ],
