@@ -34,6 +34,15 @@ wrk:
 	  echo "installing wrk with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
+# Optional: the e2e benchmark compares against nginx (as upstream and as TLS proxy) when present
+# and falls back to its own upstream, skipping the nginx comparison, when it is not.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || PATH="$$PATH:/usr/sbin" command -v nginx >/dev/null 2>&1 || { \
+	  echo "installing nginx with apt-get (optional)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null 2>&1; } || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null 2>&1 || \
+	  echo "nginx not installed: benchmarks/e2e runs without the nginx comparison"; }
+
 demo: build
 	$(PY) -m fastgate.demo
 
@@ -44,9 +53,14 @@ test: build redis-server
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fastgate tests benchmarks
 
-bench: build wrk
+# e2e: ~2.5 min of load (run.py, with a 10 s py-spy/perf profile) + ~1.5 min of 10k idle TLS
+# connections (idle_conns.py); BENCH_ARGS / IDLE_ARGS pass options, e.g. BENCH_ARGS="--duration 5".
+bench: build wrk nginx
+	@$(PY) -c "import shutil, sys; sys.exit(shutil.which('py-spy', path='$(VENV)/bin') is None)" 2>/dev/null || \
+	  $(PIP) install -q py-spy || echo "py-spy not installed: the profile is skipped"
 	$(PY) -m pytest -q benchmarks/micro --benchmark-columns=min,mean,ops
-	$(PY) benchmarks/e2e/run.py
+	PATH="$$PATH:/usr/sbin" $(PY) benchmarks/e2e/run.py --profile 10 $(BENCH_ARGS)
+	PATH="$$PATH:/usr/sbin" $(PY) benchmarks/e2e/idle_conns.py $(IDLE_ARGS)
 
 FUZZ_SECONDS ?= 300
 fuzz: build   ## a long run of every atheris target (make test runs each for a few seconds)
