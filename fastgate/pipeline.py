@@ -37,8 +37,26 @@ RESPONSE_DROP = (HOP_BY_HOP - {b"host", b"expect"}) | BANNERS | {b"x-request-id"
 PROBLEM = b"application/problem+json"
 
 
-def new_request_id() -> str:
-    return os.urandom(12).hex()
+class _RequestIds:
+    """Unique ids without a system call per request: a random 64-bit prefix drawn per process
+    (again in every forked worker) and a counter. Correlation ids, not secrets."""
+
+    __slots__ = ("prefix", "n")
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"{self.prefix}{self.n:08x}"
+
+
+new_request_id = _RequestIds()
+os.register_at_fork(after_in_child=new_request_id.reset)
 
 
 def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:

@@ -32,6 +32,20 @@ from .tls import server_context
 log = logging.getLogger("fastgate")
 
 BACKLOG = 1024
+TRIM_INTERVAL = 5.0  # seconds between housekeeping rounds
+TRIM_AFTER_CLOSED = 1000  # connections closed since the last malloc_trim before trimming again
+
+
+def _malloc_trim():
+    """glibc's malloc_trim, or None elsewhere (musl, macOS)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
@@ -85,6 +99,7 @@ class Gateway:
         self._capacity.set()
         self._stopped = asyncio.Event()
         self._active_gauges: dict[str, object] = {}
+        self.closed_since_trim = 0
         self.revocation_sync: revocations.RevocationSync | None = None  # with `redis:` (revocations.py)
 
     # ------------------------------------------------------------------ connections
@@ -108,6 +123,7 @@ class Gateway:
             self._capacity.clear()
 
     def _release_slot(self) -> None:
+        self.closed_since_trim += 1
         self.connection_count -= 1
         if self.connection_count < self.runtime.config.limits.max_connections:
             self._capacity.set()
@@ -283,15 +299,28 @@ class Gateway:
         self.runtime.shared.close()
         self.access_log.close()
 
+    async def _housekeeping(self) -> None:
+        """Give freed connection buffers back to the OS: uvloop's TLS layer allocates 256 KiB per
+        connection and glibc keeps freed heap gaps, so RSS after a wave of connections stays
+        at its peak (benchmarks/README.md "Idle connection memory") unless trimmed."""
+        trim = _malloc_trim()
+        while True:
+            await asyncio.sleep(TRIM_INTERVAL)
+            if trim is not None and self.closed_since_trim >= TRIM_AFTER_CLOSED:
+                self.closed_since_trim = 0
+                trim(0)
+
     async def serve_forever(self, on_started=None) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         loop.add_signal_handler(signal.SIGTERM, self._stopped.set)
         loop.add_signal_handler(signal.SIGINT, self._stopped.set)
         await self.start()
+        housekeeping = loop.create_task(self._housekeeping())
         if on_started is not None:
             on_started()
         await self._stopped.wait()
+        housekeeping.cancel()
         await self.drain()
 
 

@@ -20,6 +20,8 @@ def _expire(fut: asyncio.Future) -> None:
 
 class FlowProtocol(asyncio.Protocol):
     def __init__(self) -> None:
+        # once: in CPython 3.11 get_running_loop() costs a getpid() system call per call
+        self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.eof = False
@@ -74,7 +76,7 @@ class FlowProtocol(asyncio.Protocol):
     async def wait_input(self, deadline: float) -> bool:
         """Wait for more input (or EOF) until `deadline` in loop time; False on timeout."""
         self._maybe_resume()
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         fut = loop.create_future()
         self._waiter = fut
         handle = loop.call_at(deadline, _expire, fut)
@@ -94,7 +96,7 @@ class FlowProtocol(asyncio.Protocol):
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its limit; raises once closed."""
         if self._write_paused and not self.closed:
-            self._drain = asyncio.get_running_loop().create_future()
+            self._drain = self.loop.create_future()
             await self._drain
         if self.closed:
             raise ConnectionResetError("connection closed")

@@ -28,6 +28,7 @@ BODY_CHUNK = 64 * 1024
 LINGER = 2.0  # seconds of discarding input after a final error answer, before closing
 LINGER_BYTES = 1024 * 1024
 LINGER_QUIET = 0.25
+FLUSH_AT = 64 * 1024  # queued output past this is written at once
 
 _BLANK = (b"\n\r\n", b"\n\n")
 
@@ -103,6 +104,8 @@ class ServerConnection(FlowProtocol):
         self._keep = True
         self._chunked = False
         self._resp_left = -1
+        self._out: list[bytes] = []
+        self._out_size = 0
         self.busy = False  # a request is in flight (drain waits for these)
 
     # ------------------------------------------------------------------ asyncio callbacks
@@ -113,7 +116,7 @@ class ServerConnection(FlowProtocol):
         if self.listener.tls is not None:
             self.peer_cert = peer_certificate(transport.get_extra_info("ssl_object"))
         self.gateway.connection_opened(self)
-        self._task = asyncio.get_running_loop().create_task(self._serve())
+        self._task = self.loop.create_task(self._serve())
 
     def data_received(self, data: bytes) -> None:
         if self._lingering:
@@ -142,19 +145,38 @@ class ServerConnection(FlowProtocol):
             raise _Timeout
 
     def write(self, data: bytes) -> None:
+        """Queue output; it goes out in one transport write (one TLS record, one send) at the
+        next flush: a response head and its first body bytes travel together."""
         if not self.closed:
-            self.transport.write(data)
+            self._out.append(data)
+            self._out_size += len(data)
+            if self._out_size >= FLUSH_AT:
+                self.flush()
+
+    def flush(self) -> None:
+        out = self._out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self._out_size = 0
+            if not self.closed:
+                self.transport.write(data)
+
+    async def drain(self) -> None:
+        self.flush()
+        await super().drain()
 
     def close(self) -> None:
         if self._lingering:
             return  # the linger timer closes
+        self.flush()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     # ------------------------------------------------------------------ the request loop
     async def _serve(self) -> None:
         gw = self.gateway
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         try:
             while not self.closed:
                 limits = gw.runtime.config.limits
@@ -278,7 +300,7 @@ class ServerConnection(FlowProtocol):
 
     async def _read_body(self, req: Request, max_bytes: int):
         limits = self.gateway.runtime.config.limits
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         if req.content_length > max_bytes:
             raise errors.PayloadTooLarge(f"body larger than {max_bytes} bytes")
         if req.body_done:
@@ -286,6 +308,7 @@ class ServerConnection(FlowProtocol):
         if req.expect_continue:
             # RFC 9110 §10.1.1: the client waits for this before sending the body.
             self.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.flush()
             req.expect_continue = False
         seen = 0
         if self._h11 is None:
@@ -405,11 +428,13 @@ class ServerConnection(FlowProtocol):
         if self._h11 is None:
             if self._chunked and not self._head_only:
                 self.write(b"0\r\n\r\n")
+            self.flush()
             if self._resp_left > 0:
                 return False  # short body: the client is still waiting for bytes; only a close ends it
             return self._keep
         conn = self._h11
         self.write(conn.send(h11.EndOfMessage()) or b"")
+        self.flush()
         return self._keep and conn.our_state is h11.DONE
 
     def write_raw_error(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]],
@@ -427,6 +452,7 @@ class ServerConnection(FlowProtocol):
         lingering_close). Discard input for at most LINGER seconds / LINGER_BYTES, then close."""
         if self.closed or self.transport is None or self.transport.is_closing():
             return
+        self.flush()
         self._lingering = True
         self.buf.clear()
         if self._read_paused:

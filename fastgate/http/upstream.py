@@ -90,7 +90,7 @@ class UpstreamResponse:
         if self._done:
             return
         conn = self._conn
-        loop = asyncio.get_running_loop()
+        loop = conn.loop
         if self._h11 is None:
             remaining = self.content_length if self.content_length is not None else -1
             while remaining != 0:
@@ -278,12 +278,18 @@ class UpstreamPool:
             if body is None:
                 await conn.send(head)
                 return
-            await conn.send(head)
             chunked = body_length is None
             sent = 0
+            pending = head  # the head goes out with the first body chunk: one write, one record
             async for chunk in body:
                 sent += len(chunk)
-                await conn.send(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+                data = b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk
+                if pending is not None:
+                    data = pending + data
+                    pending = None
+                await conn.send(data)
+            if pending is not None:
+                await conn.send(pending)
             if chunked:
                 await conn.send(b"0\r\n\r\n")
             elif sent != body_length:  # pragma: no cover - the client reader enforces it
@@ -305,7 +311,7 @@ class UpstreamPool:
             raise _Gone from None
 
     async def _read_head(self, conn, method, hc) -> UpstreamResponse:
-        loop = asyncio.get_running_loop()
+        loop = conn.loop
         deadline = loop.time() + self.upstream.timeout
         head_only = method == b"HEAD"
         while True:
