@@ -35,6 +35,7 @@ BANNERS = frozenset({b"server", b"x-powered-by", b"x-aspnet-version", b"x-aspnet
 RESPONSE_DROP = (HOP_BY_HOP - {b"host", b"expect"}) | BANNERS | {b"x-request-id"}
 
 PROBLEM = b"application/problem+json"
+RESPONSE_VALIDATION_MAX = 8 * 1024 * 1024  # bigger upstream bodies cannot be validated: 502
 
 
 class _RequestIds:
@@ -247,6 +248,9 @@ class Pipeline:
                     ctx.decision = "cors"
                     raise errors.Forbidden("CORS preflight refused")
                 return self._answer(conn, req, ctx, status, headers)
+        match = None
+        if ar.spec is not None:
+            match = self._operation(ar, ctx, req, rest)
         if ar.threat is not None:
             try:
                 ar.threat.check_head(ctx, req, raw_path, query, ar.api_key_header)
@@ -295,7 +299,11 @@ class Pipeline:
         ctx.upstream_path = up_target
         body = None
         body_length = None
-        if req.has_body:
+        if ar.validate_request and match is not None:
+            data = await self._validate_request(ar, ctx, req, match, query)
+            if data is not None:
+                body, body_length = _one(data), len(data)
+        elif req.has_body:
             if ar.threat is not None and ar.threat.inspects_body:
                 # stage 8: the body is accepted whole before the upstream request starts
                 data = await ar.threat.read_body(ctx, req, ar.max_body,
@@ -316,6 +324,8 @@ class Pipeline:
                 log.warning("%s api=%s %s: %s", ctx.request_id, api.name, e.code, e.log_detail or e.detail)
                 raise
             ctx.upstream_ms = round((time.perf_counter() - ctx.upstream_started) * 1000, 3)
+            if ar.validate_response and match is not None and not resp.head_only:
+                return await self._validated_response(conn, req, ctx, ar, match, resp)
             ctx.status = resp.status
             conn.start_response(req, resp.status, resp.reason or _reason(resp.status), response_headers(resp.headers, ctx),
                                 resp.content_length, close=not req.body_done)
@@ -384,6 +394,71 @@ class Pipeline:
         log.info("%s monitor: would refuse with %d %s (%s)", ctx.request_id, err.status, err.code,
                  ctx.decision or "policy")
         ctx.decision = f"monitor:{ctx.decision or 'policy'}:{err.code}"
+
+    def _operation(self, ar, ctx, req: Request, rest: str):
+        """OpenAPI: an undeclared path is 404, an undeclared method 405 with Allow."""
+        from .openapi import NOT_FOUND, MethodNotAllowed
+
+        found = ar.spec.match(req.method, rest or "/")
+        if found is NOT_FOUND:
+            ctx.decision = "openapi"
+            self._enforce(ar, ctx, errors.NotFound("no such resource in the API definition"))
+            return None
+        if isinstance(found, MethodNotAllowed):
+            ctx.decision = "openapi"
+            self._enforce(ar, ctx, errors.MethodNotAllowed(
+                "method not declared for this resource", headers=[("allow", found.header)]))
+            return None
+        return found
+
+    async def _validate_request(self, ar, ctx, req: Request, match, query: str) -> bytes | None:
+        """Parameters and the JSON body against the operation: the body is accepted whole (and
+        through threat protection when on) before it is validated, then forwarded as read."""
+        data = None
+        if req.has_body:
+            if ar.threat is not None and ar.threat.inspects_body:
+                data = await ar.threat.read_body(ctx, req, ar.max_body,
+                                                 enforce=lambda err: self._enforce(ar, ctx, err))
+            else:
+                parts = []
+                async for chunk in req.body(ar.max_body):
+                    parts.append(chunk)
+                data = b"".join(parts)
+                ctx.bytes_in = len(data)
+        problems = match.validate_request(query, req.headers, None, data)
+        if problems:
+            ctx.decision = "validation.request"
+            self._enforce(ar, ctx, errors.InvalidRequest("the request does not match the API definition",
+                                                         extra={"errors": problems[:10]}))
+        return data
+
+    async def _validated_response(self, conn, req, ctx, ar, match, resp) -> bool:
+        """`validation.response`: the upstream body is read whole (bounded) and checked before a
+        byte of it is forwarded; a mismatch is 502 `invalid_response` and the body is dropped."""
+        parts = []
+        size = 0
+        try:
+            async for chunk in resp.body():
+                size += len(chunk)
+                if size > RESPONSE_VALIDATION_MAX:
+                    raise errors.InvalidResponse("upstream response too large to validate")
+                parts.append(chunk)
+        finally:
+            resp.release()
+        data = b"".join(parts)
+        ctype = next((v for n, v in resp.headers if n == b"content-type"), None)
+        problems = match.operation.validate_response(resp.status, ctype, data)
+        if problems:
+            ctx.decision = "validation.response"
+            log.warning("%s api=%s upstream response does not match the API definition: %s",
+                        ctx.request_id, ar.api.name, problems[:3])
+            self._enforce(ar, ctx, errors.InvalidResponse("the upstream response does not match the API definition"))
+        ctx.status = resp.status
+        ctx.bytes_out = len(data)
+        conn.start_response(req, resp.status, resp.reason or _reason(resp.status),
+                            response_headers(resp.headers, ctx), len(data), close=not req.body_done)
+        conn.send_data(data)
+        return conn.end_response()
 
     def _answer(self, conn: ServerConnection, req: Request, ctx, status: int,
                 headers: list[tuple[bytes, bytes]]) -> bool:

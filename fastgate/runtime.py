@@ -7,6 +7,7 @@ Runtime they started with. Limiter state survives a reload when the limit itself
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 
 from .config.model import Api, Config, Window
 from .http.upstream import UpstreamPool
@@ -19,7 +20,8 @@ ANON_MAX_KEYS = 100_000  # distinct client IPs tracked per API; a flood cannot g
 
 class ApiRuntime:
     __slots__ = ("api", "pool", "anonymous", "anonymous_window", "max_body", "max_concurrency",
-                 "authenticators", "authorizer", "monitor", "threat", "cors", "api_key_header")
+                 "authenticators", "authorizer", "monitor", "threat", "cors", "api_key_header",
+                 "spec", "validate_request", "validate_response")
 
     def __init__(self, api: Api, config: Config, previous: ApiRuntime | None, shared: SharedState) -> None:
         self.api = api
@@ -32,11 +34,25 @@ class ApiRuntime:
             importlib.import_module(f"fastgate.policies.{method}.policy").build(api, config, shared)
             for method in api.authentication
         )
+        self.spec = None
+        validation = api.validation
+        self.validate_request = validation is not None and validation.request
+        self.validate_response = validation is not None and validation.response
+        extra = ()
+        if api.openapi is not None:
+            from .openapi import load_spec
+
+            stamp = api.openapi.stat().st_mtime_ns
+            self.spec = shared.get(("openapi", api.openapi, stamp, self.validate_response),
+                                   lambda: load_spec(api.openapi, responses=self.validate_response))
+            extra = tuple(self.spec.scope_resources())  # security requirements -> scopes
         self.authorizer = None
-        if api.authorization is not None:
+        if api.authorization is not None or extra:
+            from .config.model import Authorization
             from .policies.authorization.policy import build as build_authorizer
 
-            self.authorizer = build_authorizer(api, config, shared)
+            with_authz = api if api.authorization is not None else replace(api, authorization=Authorization())
+            self.authorizer = build_authorizer(with_authz, config, shared, extra_resources=extra)
         self.threat = None
         if api.threat_protection is not None:
             from .policies.threat.policy import build as build_threat

@@ -134,6 +134,11 @@ class UpstreamResponse:
                 self._keep = False
                 raise errors.BadGateway("upstream closed mid-response")
 
+    @property
+    def head_only(self) -> bool:
+        """No body follows (HEAD, 204, 304)."""
+        return self._head_only
+
     def release(self) -> None:
         """Return the connection to the pool if the exchange ended cleanly, else close it."""
         conn = self._conn

@@ -402,8 +402,8 @@ ALL_FOUR = (
 )
 
 
-def test_shipped_gate_accepts_cors_only() -> None:
-    assert inspection.INSPECTION_RUNTIME_READY == {"cors"}
+def test_shipped_gate_lists_what_the_runtime_enforces() -> None:
+    assert inspection.INSPECTION_RUNTIME_READY == {"cors", "openapi", "validation"}
 
 
 def test_keys_not_runtime_ready_are_not_supported_yet(
