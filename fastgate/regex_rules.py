@@ -3,9 +3,9 @@
 Invariant: every pattern here compiles in hyperscan block and stream mode (no backreferences,
 no lookarounds: linear time) and is written against normalised text (see
 fastgate/_native/regexscan.pyx): ASCII lowercase, whitespace runs as one space, short SQL
-comments as one space, NUL gone, percent/HTML/backslash encodings undone. Only a small `demo` set
-ships now; the real sets (sql, javascript, ssi, xpath, java_exception, path_traversal, command)
-slot in as further keys with ids of the form "<set>-<name>".
+comments as one space, NUL gone, percent/HTML/backslash encodings undone. The real sets (sql,
+javascript, ssi, xpath, java_exception, path_traversal, command) live in fastgate/rules/, one
+module each, with ids "<set>-<name>"; config/threat-rules.md documents them; `demo` stays small.
 
 Writing a pattern: lowercase literals; ` ` or `\\s` for any run of whitespace; ` *` wherever a
 comment could stand (`UNION/**/SELECT` arrives as `union select`, `1/**/OR/**/1` as `1 or 1`); a
@@ -15,22 +15,19 @@ keyword that attackers split with a comment (`UN/**/ION` arrives as `un ion`) vi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+
+from fastgate.rules import (
+    COMMAND,
+    JAVA_EXCEPTION,
+    JAVASCRIPT,
+    PATH_TRAVERSAL,
+    SQL,
+    SSI,
+    XPATH,
+)
+from fastgate.rules._base import Rule, kw
 
 __all__ = ["RULE_SETS", "Rule", "kw", "select_rules"]
-
-
-class Rule(NamedTuple):
-    """One scanner rule; a (rule_id, pattern) pair as PatternSet takes it."""
-
-    id: str
-    pattern: str
-
-
-def kw(word: str) -> str:
-    """A keyword that may carry one space between any two letters (`union` -> `u ?n ?i ?o ?n`):
-    what `UN/**/ION` or `SEL/**/ECT` becomes after normalisation."""
-    return " ?".join(word)
 
 
 _UNION, _ALL, _DISTINCT, _SELECT = kw("union"), kw("all"), kw("distinct"), kw("select")
@@ -71,6 +68,13 @@ DEMO: list[Rule] = [
 
 RULE_SETS: dict[str, list[Rule]] = {
     "demo": DEMO,
+    "sql": SQL,
+    "javascript": JAVASCRIPT,
+    "ssi": SSI,
+    "xpath": XPATH,
+    "java_exception": JAVA_EXCEPTION,
+    "path_traversal": PATH_TRAVERSAL,
+    "command": COMMAND,
 }
 
 

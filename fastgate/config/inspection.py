@@ -32,7 +32,7 @@ from .units import format_size
 # The per-API keys of this module, and those whose runtime is wired in (accepted by the loader;
 # the rest answer "not supported yet"). Read at every load, so tests may monkeypatch it.
 INSPECTION_KEYS = ("threat_protection", "validation", "openapi", "cors")
-INSPECTION_RUNTIME_READY: set[str] = {"cors", "openapi", "validation"}
+INSPECTION_RUNTIME_READY: set[str] = {"cors", "openapi", "validation", "threat_protection"}
 
 RULE_SETS = ("sql", "javascript", "ssi", "xpath", "java_exception", "path_traversal", "command")
 SCAN_TARGETS = ("path", "query", "headers", "body")

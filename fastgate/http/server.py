@@ -122,7 +122,7 @@ class ServerConnection(FlowProtocol):
         if self._lingering:
             self._lingered += len(data)
             if self._lingered > LINGER_BYTES:
-                self.transport.close()
+                self.transport.abort()  # a client that keeps sending after our answer: cut it off
             else:
                 self._arm_linger()
             return

@@ -75,6 +75,11 @@ SECRET_ENV = "AUDIT_TEST_HS_SECRET"
 
 @pytest.fixture
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # The general findings are tested on HARDENED without threat protection, whose "no threat
+    # protection" finding only exists while the key is runtime-ready; the inspection tests
+    # below switch every key on (`inspection_ready`).
+    monkeypatch.setattr(inspection, "INSPECTION_RUNTIME_READY",
+                        inspection.INSPECTION_RUNTIME_READY - {"threat_protection"})
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(SECRET_ENV, "s" * 32)
     (tmp_path / "certs").mkdir()

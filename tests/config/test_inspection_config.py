@@ -403,7 +403,7 @@ ALL_FOUR = (
 
 
 def test_shipped_gate_lists_what_the_runtime_enforces() -> None:
-    assert inspection.INSPECTION_RUNTIME_READY == {"cors", "openapi", "validation"}
+    assert inspection.INSPECTION_RUNTIME_READY == {"cors", "openapi", "validation", "threat_protection"}
 
 
 def test_keys_not_runtime_ready_are_not_supported_yet(

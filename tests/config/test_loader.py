@@ -522,7 +522,6 @@ API_CASES = [
         "    anomaly_detection: {enabled: true}\n    retries: 3\n",
         [
             "gateway.yaml:8: apis[0].openapi: file not found: x.yaml",
-            "gateway.yaml:12: apis[0].threat_protection: not supported yet",
             "gateway.yaml:15: apis[0].anomaly_detection: not supported yet",
             "gateway.yaml:16: apis[0].retries: unknown key",
         ],

@@ -228,12 +228,14 @@ class _BodyScan:
         self._scan(chunk)
 
     def _scan(self, chunk: bytes) -> None:
+        # structure first: a DOCTYPE or a depth bomb is named for what it is (allow_dtd,
+        # max_depth) before any rule looks at the text inside it
+        if self.scanner is not None:
+            ThreatPolicy._guard(self.ctx, self.scanner.feed, chunk)
         if self.stream is not None:
             hit = self.stream.feed(chunk)
             if hit is not None:
                 self.policy._threat(self.ctx, hit.rule_id)
-        if self.scanner is not None:
-            ThreatPolicy._guard(self.ctx, self.scanner.feed, chunk)
 
     def finish(self) -> None:
         if self.scanner is not None:
