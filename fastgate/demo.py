@@ -89,6 +89,14 @@ Paste these in another terminal (from {ROOT}):
   # ... the same token may not create orders: 403 insufficient_scope
   curl -i --cacert {ca} -H 'Authorization: Bearer {token}' -d '{{}}' {base}/orders/v1/orders
 
+  # threat protection: SQL injection in the query, a JSON depth bomb, XXE -> 400, never forwarded
+  curl --cacert {ca} -H 'X-API-Key: {DEMO_KEY}' "{base}/orders/v1/orders?id=1%27%20OR%20%271%27%3D%271"
+  curl --cacert {ca} -u alice:{DEMO_PASSWORD} -H 'Content-Type: application/json' -d '[[[[[[[[[[[["deep"]]]]]]]]]]]]' {base}/orders/v1/orders
+  curl --cacert {ca} -u alice:{DEMO_PASSWORD} -H 'Content-Type: application/xml' -d '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>' {base}/orders/v1/orders
+
+  # CORS: the gateway answers the preflight itself, for the listed origin only
+  curl -i --cacert {ca} -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' {base}/orders/v1/orders
+
   # ... Basic as alice (role clerk -> orders:write) may; a wrong password is 401
   curl --cacert {ca} -u alice:{DEMO_PASSWORD} -d '{{}}' {base}/orders/v1/orders
   curl --cacert {ca} -u alice:wrong {base}/orders/v1/orders/42

@@ -244,10 +244,10 @@ class Pipeline:
             pre = ar.cors.preflight(req)
             if pre is not None:
                 status, headers = pre
-                if status >= 400:
-                    ctx.decision = "cors"
-                    raise errors.Forbidden("CORS preflight refused")
-                return self._answer(conn, req, ctx, status, headers)
+                if status < 400:
+                    return self._answer(conn, req, ctx, status, headers)
+                ctx.decision = "cors"
+                self._enforce(ar, ctx, errors.Forbidden("CORS preflight refused"))
         match = None
         if ar.spec is not None:
             match = self._operation(ar, ctx, req, rest)
