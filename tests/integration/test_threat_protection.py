@@ -22,6 +22,11 @@ APIS = """
       regex: {{sets: [sql, javascript, ssi, xpath, java_exception, path_traversal, command]}}
       json: {{max_depth: 5, max_string_length: 1000, max_bytes: 64KiB}}
       xml: {{max_depth: 5, max_bytes: 64KiB}}
+  - name: typed
+    base_path: /typed
+    upstream: {{urls: ["http://127.0.0.1:{port}"]}}
+    threat_protection:
+      xml: {{schema: {xsd}}}
   - name: watched
     base_path: /watched
     mode: monitor
@@ -31,9 +36,19 @@ APIS = """
 """
 
 
+XSD = b"""<?xml version="1.0"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+  <xs:element name="order"><xs:complexType><xs:sequence>
+    <xs:element name="sku" type="xs:string"/><xs:element name="quantity" type="xs:positiveInteger"/>
+  </xs:sequence></xs:complexType></xs:element>
+</xs:schema>"""
+
+
 @pytest.fixture(scope="module")
 def gw(pki, echo, tmp_path_factory):
-    g = Gateway(config_yaml(pki, echo.port, apis=APIS.format(port=echo.port)), tmp_path_factory.mktemp("tp"))
+    d = tmp_path_factory.mktemp("tp")
+    (d / "order.xsd").write_bytes(XSD)
+    g = Gateway(config_yaml(pki, echo.port, apis=APIS.format(port=echo.port, xsd=d / "order.xsd")), d)
     yield g
     g.stop()
 
@@ -176,3 +191,17 @@ def test_access_log_records_the_rule_id(gw, tls_client):
     recs = [x for x in gw.access_log() if x["path"].endswith(m)]
     assert recs and recs[-1]["decision"].startswith("threat_protection.regex:javascript-")
     assert recs[-1]["code"] == "threat_detected"
+
+
+def test_xml_schema_validated_without_echoing_the_payload(gw, tls_client, echo):
+    port = gw.ports["public"]
+    ok = get(port, "/typed/o", tls_client, method="POST", body=b"<order><sku>A-1</sku><quantity>2</quantity></order>",
+             headers={"Content-Type": "application/xml"})
+    assert ok.status == 200
+    m = _marker()
+    bad = get(port, f"/typed/{m}", tls_client, method="POST",
+              body=b"<order><sku>A-1</sku><quantity>SECRET-VALUE</quantity></order>",
+              headers={"Content-Type": "application/xml"})
+    _refused(bad, 400, "invalid_request", echo, m)
+    assert bad.json()["errors"]
+    assert b"SECRET-VALUE" not in bad.body
