@@ -405,11 +405,13 @@ end
 
 def wrk(url: str, seconds: float, connections: int, target: str, workdir: Path,
         measure: list[int] | None = None, load: list[int] | None = None,
-        delay_ms: float | None = None) -> Result:
+        delay_ms: float | None = None, script: Path | None = None) -> Result:
+    """`script`: a wrk Lua script (method, headers, body...); not together with `delay_ms`."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "--timeout", "5s"]
     if delay_ms is not None:
         script = workdir / "rate.lua"
         script.write_text(RATE_LUA.format(delay_ms=f"{delay_ms:.4f}"))
+    if script is not None:
         cmd += ["-s", str(script)]
     cmd.append(url)
     cpu0 = cpu_times(measure) if measure else (0.0, 0.0)
@@ -456,7 +458,8 @@ def py_spy() -> str | None:
     return str(exe) if exe.exists() else shutil.which("py-spy")
 
 
-def profile(pid: int, seconds: float, url: str, connections: int, workdir: Path) -> dict | None:
+def profile(pid: int, seconds: float, url: str, connections: int, workdir: Path,
+            script: Path | None = None) -> dict | None:
     """py-spy (Python-level: which code pays) then perf (which library/kernel burns the cycles),
     each for `seconds`, under one continuous wrk load."""
     spy = py_spy()
@@ -466,7 +469,8 @@ def profile(pid: int, seconds: float, url: str, connections: int, workdir: Path)
         return None
     secs = max(1, round(seconds))
     total = 1 + (secs + 3 if spy else 0) + (secs + 3 if perf else 0)
-    load = subprocess.Popen(pinned(LOAD_CPU, ["wrk", "-t1", f"-c{connections}", f"-d{total}s", url]),
+    load = subprocess.Popen(pinned(LOAD_CPU, ["wrk", "-t1", f"-c{connections}", f"-d{total}s",
+                                              *(["-s", str(script)] if script else []), url]),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out: dict = {}
     try:
