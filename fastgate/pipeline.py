@@ -139,6 +139,8 @@ _SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%") + " "
 def _header_safe(value: str) -> bytes:
     """Identity values come from tokens and config: percent-encode anything outside printable
     ASCII so no claim can inject a header line (CR/LF) or smuggle bytes."""
+    if value.isascii() and value.isprintable() and "%" not in value:
+        return value.encode("ascii")  # the common case, without quote()'s cost
     return quote(value, safe=_SAFE).encode("ascii")
 
 

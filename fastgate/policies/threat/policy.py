@@ -1,10 +1,11 @@
 """Threat protection for one API: regex rules on path, query and header values; JSON and XML
-limits and the regex rules on the body, chunk by chunk as it arrives.
+limits on the body chunk by chunk as it arrives, then the regex rules over the accepted body.
 
 Invariant: the upstream request starts only after the whole body was accepted. The body is
-buffered up to the protection's `max_bytes` (never spilled to disk) and scanned incrementally
-while it arrives, so a hostile body is refused at the byte that decides it and is never
-forwarded, even in part. Problems name the limit or the rule set, never the payload.
+buffered up to the protection's `max_bytes` (never spilled to disk); structural limits are
+checked while it arrives (a depth bomb or a DOCTYPE is refused at the byte that decides it),
+and nothing refused is ever forwarded, even in part. Problems name the limit or the rule set,
+never the payload.
 """
 
 from __future__ import annotations
@@ -132,16 +133,24 @@ class ThreatPolicy:
                     try:
                         state.feed(chunks, chunk)
                     except errors.GatewayError as err:
-                        state.stop()
+                        state.active = False  # monitor mode: read on, scan no further
                         (enforce or _raise)(err)
             if state.active:
                 try:
                     state.finish()
                 except errors.GatewayError as err:
+                    state.active = False
                     (enforce or _raise)(err)
         finally:
             state.stop()
         body = b"".join(chunks)
+        if state.clean and self.patterns is not None and "body" in self.scan and body:
+            hit = self.patterns.scan(body, kind="json" if state.kind == "json" else "body")
+            if hit is not None:
+                try:
+                    self._threat(ctx, hit.rule_id)
+                except errors.GatewayError as err:
+                    (enforce or _raise)(err)
         if state.kind == "xml" and self.xsd is not None:
             try:
                 await self._validate_xsd(body)
@@ -190,24 +199,25 @@ def _raise(err: errors.GatewayError) -> None:
 
 
 class _BodyScan:
-    """Per-request scanning state: the JSON/XML scanner and the regex stream over one body."""
+    """Per-request scanning state: the JSON or XML scanner over one body, fed as it arrives."""
 
-    __slots__ = ("policy", "ctx", "kind", "scanner", "stream", "active")
+    __slots__ = ("policy", "ctx", "kind", "scanner", "active", "clean")
 
     def __init__(self, policy: ThreatPolicy, ctx, kind: str | None) -> None:
         self.policy = policy
         self.ctx = ctx
         self.kind = kind
         self.scanner = None
-        self.stream = None
-        self.active = True
+        self.active = True  # still scanning
+        self.clean = True  # no violation recorded (monitor mode goes on reading after one)
         if kind is not None:
             self._open()
 
     def _open(self) -> None:
+        # The regex rules run once, in block mode, over the accepted body (finish_regex): the
+        # body is buffered before the upstream request anyway, and one block scan costs less
+        # than a stream per request (benchmarks/README.md "Policy cost").
         p = self.policy
-        if p.patterns is not None and "body" in p.scan:
-            self.stream = p.patterns.stream(kind="json" if self.kind == "json" else "body")
         if self.kind == "json":
             from ..._native.jsonscan import JsonScanner
 
@@ -228,31 +238,25 @@ class _BodyScan:
         self._scan(chunk)
 
     def _scan(self, chunk: bytes) -> None:
-        # structure first: a DOCTYPE or a depth bomb is named for what it is (allow_dtd,
-        # max_depth) before any rule looks at the text inside it
+        # structure first, chunk by chunk: a DOCTYPE or a depth bomb is named for what it is
+        # (allow_dtd, max_depth) at the byte that decides it; the rules run on the whole body
         if self.scanner is not None:
-            ThreatPolicy._guard(self.ctx, self.scanner.feed, chunk)
-        if self.stream is not None:
-            hit = self.stream.feed(chunk)
-            if hit is not None:
-                self.policy._threat(self.ctx, hit.rule_id)
+            try:
+                ThreatPolicy._guard(self.ctx, self.scanner.feed, chunk)
+            except errors.GatewayError:
+                self.clean = False
+                raise
 
     def finish(self) -> None:
         if self.scanner is not None:
-            ThreatPolicy._guard(self.ctx, self.scanner.finish)
-        if self.stream is not None:
-            hit = self.stream.close()
-            self.stream = None
-            if hit is not None:
-                self.policy._threat(self.ctx, hit.rule_id)
-        if self.kind is None and self.policy.patterns is None:
-            self.kind = ""
+            try:
+                ThreatPolicy._guard(self.ctx, self.scanner.finish)
+            except errors.GatewayError:
+                self.clean = False
+                raise
 
     def stop(self) -> None:
         self.active = False
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
 
 
 def _load_xsd(path):
