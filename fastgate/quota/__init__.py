@@ -1,0 +1,68 @@
+"""Cluster quotas: one interface (`QuotaBackend.take`) over interchangeable stores -- `LocalQuota`
+(this node only, native GCRA) and `RedisQuota` (shared GCRA in Redis / Redis Cluster, with leases,
+a circuit breaker and an explicit on_unavailable policy: local | allow | deny).
+
+Invariant: every backend answers `take` with a QuotaDecision and never blocks the event loop; a
+Redis-backed decision never admits more than the shared GCRA allows (see redis_backend, leases).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["LocalQuota", "QuotaBackend", "QuotaDecision", "RedisQuota"]
+
+SOURCES = ("redis", "lease", "local", "allow", "deny")
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaDecision:
+    """Outcome of one take; the numbers RateLimit-* / Retry-After are made from.
+
+    source: "redis" (decided by the script this call), "lease" (decided locally from tokens or a
+    denial Redis gave this node), "local" (Redis unavailable: this node's share, native GCRA),
+    "allow" / "deny" (Redis unavailable, fail-open / fail-closed: the caller maps deny to 503).
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float
+    source: str
+
+
+class QuotaBackend:
+    """The storage interface a traffic-control policy talks to."""
+
+    async def take(
+        self, key: str, requests: int, per: float, cost: int = 1, *, burst: int | None = None
+    ) -> QuotaDecision:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+class LocalQuota(QuotaBackend):
+    """This node only: the native GcraLimiter per (requests, per, burst); source "local"."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, max_keys: int = 100_000) -> None:
+        from fastgate.quota.redis_backend import LocalLimiters
+
+        self._limiters = LocalLimiters(clock, max_keys)
+
+    async def take(
+        self, key: str, requests: int, per: float, cost: int = 1, *, burst: int | None = None
+    ) -> QuotaDecision:
+        return self._limiters.check(key, requests, per, burst or requests, cost, requests)
+
+
+def __getattr__(name: str):  # lazy: importing the package does not import redis
+    if name == "RedisQuota":
+        from fastgate.quota.redis_backend import RedisQuota
+
+        return RedisQuota
+    raise AttributeError(name)
