@@ -68,14 +68,17 @@ def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return frozenset(tokens)
 
 
-def forward_request_headers(headers: list[tuple[bytes, bytes]], ctx, host: bytes) -> list[tuple[bytes, bytes]]:
+def forward_request_headers(headers: list[tuple[bytes, bytes]], ctx, host: bytes,
+                            consumed: set[bytes] | frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
+    """One pass: hop-by-hop, client-sent forwarding/identity headers and consumed credentials
+    out; our forwarding headers in."""
     listed = _connection_tokens(headers)
     out = []
     for name, value in headers:
         key = name.replace(b"_", b"-") if b"_" in name else name  # X_Forwarded_For is X-Forwarded-For to some backends
         if key in HOP_BY_HOP or key in CLIENT_REPLACED or key.startswith(b"x-fastgate-"):
             continue
-        if listed and name in listed:
+        if (listed and name in listed) or (consumed and name in consumed):
             continue
         out.append((name, value))
     out.append((b"x-forwarded-for", ctx.client_ip.encode()))
@@ -120,13 +123,6 @@ async def _one(data: bytes):
     yield data
 
 
-def _consume_credentials(headers: list[tuple[bytes, bytes]], drop: set[bytes]) -> list[tuple[bytes, bytes]]:
-    """Credentials the gateway consumed never reach the upstream (CONTRACT.md)."""
-    if not drop:
-        return headers
-    return [(n, v) for n, v in headers if n not in drop]
-
-
 def _drop_query_param(query: str, name: str) -> str:
     """Remove every `name=...` (names compared percent-decoded); the rest keeps its encoding."""
     kept = [p for p in query.split("&") if p and unquote_plus(p.split("=", 1)[0]) != name]
@@ -144,7 +140,23 @@ def _header_safe(value: str) -> bytes:
     return quote(value, safe=_SAFE).encode("ascii")
 
 
+_IDENTITY_HEADERS: dict[tuple, list[tuple[bytes, bytes]]] = {}
+IDENTITY_HEADER_CACHE = 10_000  # distinct (subject, application, scopes) triples kept encoded
+
+
 def _identity_headers(identity) -> list[tuple[bytes, bytes]]:
+    """X-Fastgate-* for an identity; the encoded headers are cached per (subject, application,
+    scopes) because a hot client presents the same identity on every request."""
+    key = (identity.subject, identity.application, identity.scopes)
+    cached = _IDENTITY_HEADERS.get(key)
+    if cached is None:
+        if len(_IDENTITY_HEADERS) >= IDENTITY_HEADER_CACHE:
+            _IDENTITY_HEADERS.clear()
+        cached = _IDENTITY_HEADERS[key] = _encode_identity(identity)
+    return cached
+
+
+def _encode_identity(identity) -> list[tuple[bytes, bytes]]:
     out = []
     if identity.subject:
         out.append((b"x-fastgate-subject", _header_safe(identity.subject)))
@@ -288,9 +300,8 @@ class Pipeline:
             if name == b"host":
                 host = value
                 break
-        fwd = forward_request_headers(req.headers, ctx, host)
+        fwd = forward_request_headers(req.headers, ctx, host, found.headers if found is not None else frozenset())
         if found is not None:
-            fwd = _consume_credentials(fwd, found.headers)
             for name in found.query:
                 query = _drop_query_param(query, name)
         if ctx.identity is not None:
