@@ -318,11 +318,8 @@ class Pipeline:
                 body, body_length = _one(data), len(data)
         elif req.has_body:
             if ar.threat is not None and ar.threat.inspects_body:
-                # stage 8: the body is accepted whole before the upstream request starts
-                data = await ar.threat.read_body(ctx, req, ar.max_body,
-                                                 enforce=lambda err: self._enforce(ar, ctx, err))
-                body = _one(data)
-                body_length = len(data)
+                data = await self._accepted_body(ar, ctx, req)
+                body, body_length = _one(data), len(data)
             else:
                 body = self._counted(req.body(ar.max_body), ctx)
                 body_length = None if req.chunked else req.content_length
@@ -379,9 +376,7 @@ class Pipeline:
                 consumed.add(method.name, found)
         if deciding is not None:
             method, found = deciding
-            consumed.headers.update(found.strip_headers)
-            if found.strip_query:
-                consumed.query.append(found.strip_query)
+            consumed.add(method.name, found)
             ctx.decision = f"authentication.{method.name}"
             try:
                 ctx.identity = await method.verify(ctx, req, found)
@@ -424,20 +419,23 @@ class Pipeline:
             return None
         return found
 
+    async def _accepted_body(self, ar, ctx, req: Request) -> bytes:
+        """Stage 8: the whole body, accepted (through threat protection when it inspects
+        bodies) before the upstream request starts."""
+        if ar.threat is not None and ar.threat.inspects_body:
+            return await ar.threat.read_body(ctx, req, ar.max_body,
+                                             enforce=lambda err: self._enforce(ar, ctx, err))
+        parts = []
+        async for chunk in req.body(ar.max_body):
+            parts.append(chunk)
+        data = b"".join(parts)
+        ctx.bytes_in = len(data)
+        return data
+
     async def _validate_request(self, ar, ctx, req: Request, match, query: str) -> bytes | None:
         """Parameters and the JSON body against the operation: the body is accepted whole (and
         through threat protection when on) before it is validated, then forwarded as read."""
-        data = None
-        if req.has_body:
-            if ar.threat is not None and ar.threat.inspects_body:
-                data = await ar.threat.read_body(ctx, req, ar.max_body,
-                                                 enforce=lambda err: self._enforce(ar, ctx, err))
-            else:
-                parts = []
-                async for chunk in req.body(ar.max_body):
-                    parts.append(chunk)
-                data = b"".join(parts)
-                ctx.bytes_in = len(data)
+        data = await self._accepted_body(ar, ctx, req) if req.has_body else None
         problems = match.validate_request(query, req.headers, None, data)
         if problems:
             ctx.decision = "validation.request"
