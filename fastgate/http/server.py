@@ -9,7 +9,6 @@ every wait has a deadline (head, body gap, idle).
 from __future__ import annotations
 
 import asyncio
-import time
 
 import h11
 
@@ -359,20 +358,6 @@ class ServerConnection(FlowProtocol):
             else:
                 raise errors.BadRequest("malformed request body")
 
-    async def discard_body(self, req: Request, max_bytes: int) -> bool:
-        """Read and drop an unread body so the connection can be reused; False = close instead."""
-        if req.body_done:
-            return True
-        if req.expect_continue or req.content_length > max_bytes:
-            return False  # the client has not sent it yet, or it is too big to be worth reading
-        try:
-            async for _ in self._read_body(req, max_bytes):
-                pass
-        except errors.GatewayError:
-            return False
-        return True
-
-
     # ------------------------------------------------------------------ responses
     def start_response(self, req: Request, status: int, reason: bytes,
                        headers: list[tuple[bytes, bytes]], content_length: int | None,
@@ -484,10 +469,6 @@ def serialize_response_head(status: int, reason: bytes, headers: list[tuple[byte
         parts.append(b"%b: %b\r\n" % (name, value))
     parts.append(b"\r\n")
     return b"".join(parts)
-
-
-def now_ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000.0, 3)
 
 
 def new_context(conn: ServerConnection, request_id: str) -> RequestContext:
