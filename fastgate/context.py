@@ -37,6 +37,7 @@ class RequestContext:
         "rate_decision",
         "log_detail",
         "cors_headers",
+        "charges",
     )
 
     def __init__(self, request_id: str, client_ip: str, listener: str, scheme: str, peer_cert) -> None:
@@ -58,6 +59,7 @@ class RequestContext:
         self.status = 0
         self.code = None
         self.decision = None
+        self.charges = ()  # bandwidth quotas to charge once the response is done
         self.bytes_in = 0
         self.bytes_out = 0
         self.started = time.perf_counter()

@@ -22,6 +22,9 @@ class Metrics:
                                   ["api", "policy", "code"], registry=r)
         self.ratelimit_denials = Counter("fastgate_ratelimit_denials", "Rate-limit denials",
                                          ["api", "level", "tier"], registry=r)
+        # rate-limit state: Redis round trips of the quota store (with leases, far fewer than requests)
+        self.ratelimit_store_calls = Counter("fastgate_ratelimit_store_calls", "Quota store round trips",
+                                             ["result"], registry=r)
         self.upstream_errors = Counter("fastgate_upstream_errors", "Upstream failures", ["api", "kind"],
                                        registry=r)
         self.tls_failures = Counter("fastgate_tls_handshake_failures", "Failed TLS handshakes",

@@ -227,6 +227,8 @@ class Pipeline:
             else:
                 keep = await self._refuse(conn, req, ctx, errors.GatewayError())
         finally:
+            if ctx.charges:
+                runtime.apis[ctx.route.name].traffic.charge(ctx)
             if not ctx.status:  # cancelled: the client went away before an answer (nginx's 499)
                 ctx.status = 499
                 ctx.code = "client_closed_request"
@@ -270,14 +272,6 @@ class Pipeline:
                 ar.threat.check_head(ctx, req, raw_path, query, ar.api_key_header)
             except errors.GatewayError as err:
                 self._enforce(ar, ctx, err)
-        if ar.anonymous is not None:
-            d = ar.anonymous.check(ctx.client_ip)
-            ctx.rate_decision = d
-            if not d.allowed:
-                ctx.decision = "rate_limits.anonymous"
-                self.gateway.metrics.ratelimit_denials.labels(api.name, "anonymous", "").inc()
-                self._enforce(ar, ctx, errors.RateLimited(
-                    "rate limit exceeded", headers=[("retry-after", str(max(1, _ceil(d.retry_after))))]))
         # stage 5: authenticate (the first method that finds its credentials decides)
         found = None
         if ar.authenticators or api.mtls == "required":
@@ -287,6 +281,14 @@ class Pipeline:
             try:
                 await ar.authorizer.authorize(ctx, req, ctx.identity, rest)
             except errors.GatewayError as err:
+                self._enforce(ar, ctx, err)
+        # stage 7: quota (burst, resource, subscription, application, API, anonymous, backend)
+        if ar.traffic is not None:
+            try:
+                await ar.traffic.admit(ctx, req.method, rest, ctx.identity)
+            except errors.GatewayError as err:
+                self.gateway.metrics.ratelimit_denials.labels(
+                    api.name, getattr(err, "level", ""), getattr(err, "tier", "")).inc()
                 self._enforce(ar, ctx, err)
         pool = ar.pool
         if ar.max_concurrency is not None and pool.in_flight >= ar.max_concurrency:

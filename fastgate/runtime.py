@@ -1,7 +1,8 @@
 """The compiled, per-config state the pipeline runs on: routes, upstream pools, limiters.
 
 Invariant: built once per (re)load and swapped atomically; requests already in flight keep the
-Runtime they started with. Limiter state survives a reload when the limit itself is unchanged.
+Runtime they started with. Rate-limit counters live in process-wide stores keyed by quota name
+(policies.ratelimit.stores), so they survive a reload and a changed tier applies at once.
 """
 
 from __future__ import annotations
@@ -9,19 +10,17 @@ from __future__ import annotations
 import importlib
 from dataclasses import replace
 
-from .config.model import Api, Config, Window
+from .config.model import Api, Config
 from .http.upstream import UpstreamPool
 from .policies.shared import SharedState
 from .routing import Router
 from .tls import upstream_context
 
-ANON_MAX_KEYS = 100_000  # distinct client IPs tracked per API; a flood cannot grow past this
-
 
 class ApiRuntime:
-    __slots__ = ("api", "pool", "anonymous", "anonymous_window", "max_body", "max_concurrency",
+    __slots__ = ("api", "pool", "max_body", "max_concurrency",
                  "authenticators", "authorizer", "monitor", "threat", "cors", "api_key_header",
-                 "spec", "validate_request", "validate_response")
+                 "spec", "validate_request", "validate_response", "traffic")
 
     def __init__(self, api: Api, config: Config, previous: ApiRuntime | None, shared: SharedState) -> None:
         self.api = api
@@ -72,16 +71,9 @@ class ApiRuntime:
         else:
             self.pool = UpstreamPool(api.upstream, config.http.fast_path, ctx)
         self.pool.fast_path = config.http.fast_path and self.pool.fast_path_available
-        window: Window | None = api.rate_limits.anonymous if not api.authentication else None
-        self.anonymous_window = window
-        if window is None:
-            self.anonymous = None
-        elif previous is not None and previous.anonymous_window == window:
-            self.anonymous = previous.anonymous
-        else:
-            from ._native.ratelimit import GcraLimiter
+        from .policies.ratelimit.policy import build as build_traffic
 
-            self.anonymous = GcraLimiter(requests=window.requests, per=window.per, max_keys=ANON_MAX_KEYS)
+        self.traffic = build_traffic(api, config, shared)
         self.max_body = api.max_body_bytes if api.max_body_bytes is not None else config.limits.max_body_bytes
         self.max_concurrency = api.upstream.max_concurrency
 

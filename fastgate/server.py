@@ -150,11 +150,20 @@ class Gateway:
         config = self.runtime.config
         # first: a fresh process must not accept a key Redis already says is revoked
         self.revocation_sync = await revocations.start(config.redis, self.runtime.shared)
+        await self._start_quota()
         for listener in config.listeners:
             self._open_listener(listener)
         if config.admin is not None and self.serve_admin:
             self.admin = AdminServer(self, config.admin.host, config.admin.port)
             await self.admin.start()
+
+    async def _start_quota(self) -> None:
+        """A Redis quota store heartbeats from the start, so every node knows the live-node count
+        (lease sizes, and each node's share if Redis goes away) before its first request."""
+        stores = getattr(self.runtime.shared, "quota_stores", None)
+        if stores is not None and hasattr(stores[1], "start") and not getattr(stores[1], "_hb_task", None):
+            stores[1].on_call = self.metrics.ratelimit_store_calls.labels("sent").inc
+            await stores[1].start()
 
     def _open_listener(self, listener: Listener) -> ListenerState:
         ctx = server_context(listener.tls) if listener.tls is not None else None
@@ -259,6 +268,7 @@ class Gateway:
             pool.close()
         self.revocation_sync = await revocations.restart(self.revocation_sync, config.redis,
                                                        runtime.shared)
+        await self._start_quota()
         self.metrics.config_reloads.labels("ok").inc()
         say("fastgate: config reloaded", err=True)
         return True
@@ -296,6 +306,9 @@ class Gateway:
             api.pool.close()
         if self.revocation_sync is not None:
             await self.revocation_sync.stop()
+        stores = getattr(self.runtime.shared, "quota_stores", None)
+        if stores is not None:
+            await stores[1].close()  # a Redis store leaves the live-node set at once
         self.runtime.shared.close()
         self.access_log.close()
 

@@ -95,6 +95,19 @@ cdef extern from *:
         d->reset_after = used > now ? fg_to_double(used - now) / scale : 0.0;
     }
 
+    /* A key's backlog (TAT - now) in whole ns, rounded up; 0 when idle. */
+    static inline long long fg_backlog_ns(fg_i128 tat, long long now_ns, long long requests) {
+        fg_i128 now = (fg_i128)now_ns * requests;
+        fg_i128 b;
+        if (tat <= now) return 0;
+        b = (tat - now + requests - 1) / requests;
+        return b > LLONG_MAX ? LLONG_MAX : (long long)b;
+    }
+
+    static inline fg_i128 fg_tat_after(long long now_ns, long long backlog_ns, long long requests) {
+        return ((fg_i128)now_ns + backlog_ns) * requests;
+    }
+
     static inline int fg_gcra_expired(fg_i128 tat, long long now_ns, long long requests) {
         return tat <= (fg_i128)now_ns * requests;
     }
@@ -176,6 +189,8 @@ cdef extern from *:
                  long long burst, long long cost, int commit, double scale,
                  fg_decision *d) noexcept
     bint fg_gcra_expired(fg_i128 tat, long long now_ns, long long requests) noexcept
+    long long fg_backlog_ns(fg_i128 tat, long long now_ns, long long requests) noexcept
+    fg_i128 fg_tat_after(long long now_ns, long long backlog_ns, long long requests) noexcept
     void fg_sliding(long long *win, long long *prev, long long *curr, long long now_ns,
                     long long requests, long long per_ns, long long cost, int commit,
                     fg_decision *d) noexcept
@@ -549,6 +564,37 @@ cdef class GcraLimiter(_KeyTable):
         tat = self._tat[s] if s >= 0 else FG_NEVER
         fg_gcra(&tat, now_ns, self.requests, self._per_ns, self.burst, 1, 0, self._scale, &d)
         return _decision(&d, self.requests)
+
+    def backlog_ns(self, key, now=None):
+        """How far (ns, rounded up) key's TAT lies ahead of now: spent requests x T. 0 = idle or
+        unknown. With set_backlog_ns, carries a key's count over to a limiter of other numbers."""
+        cdef long long now_ns
+        cdef int s
+        self._read_now(now, &now_ns)
+        s = self._lookup(key)
+        if s < 0:
+            return 0
+        return fg_backlog_ns(self._tat[s], now_ns, self.requests)
+
+    def set_backlog_ns(self, key, backlog_ns, now=None):
+        """Make key's TAT now + backlog_ns (adding the key if needed; 0 forgets it)."""
+        cdef long long now_ns
+        cdef long long b = backlog_ns
+        cdef int s
+        if b < 0:
+            raise ValueError("backlog_ns must be >= 0")
+        self._read_now(now, &now_ns)
+        s = self._lookup(key)
+        if b == 0:
+            if s >= 0:
+                self._drop(s)
+            return
+        if s < 0:
+            s = self._alloc(now_ns)
+            self._link_new(key, s)
+        else:
+            self._touch(s)
+        self._tat[s] = fg_tat_after(now_ns, b, self.requests)
 
 
 @cython.no_gc_clear

@@ -52,6 +52,7 @@ from .model import (
     Logging,
     RateLimits,
     RedisSettings,
+    ResourceLimit,
     Secrets,
     ServerTls,
     Subscription,
@@ -99,8 +100,9 @@ API_KEYS = tuple(
     " rate_limits".split()
 )
 API_UNSUPPORTED = ("anomaly_detection",)  # plus the inspection keys not yet runtime-ready
-UPSTREAM_KEYS = ("urls", "path", "timeout", "connect_timeout", "tls", "max_concurrency")
-RATE_LIMITS_UNSUPPORTED = ("api", "application", "subscription", "resources")
+UPSTREAM_KEYS = ("urls", "path", "timeout", "connect_timeout", "tls", "max_requests_per_second",
+                 "max_concurrency")
+RATE_LIMITS_KEYS = ("api", "application", "subscription", "anonymous", "resources")
 
 
 class ConfigError(Exception):
@@ -717,14 +719,36 @@ def _inspection(r: Reader, m: Map, ready: list[str], body_limit: int) -> dict[st
 
 
 def _rate_limits(r: Reader, node: Node, path: str) -> RateLimits | None:
-    m = r.mapping(node, path, ("anonymous",), RATE_LIMITS_UNSUPPORTED)
+    m = r.mapping(node, path, RATE_LIMITS_KEYS)
     if m is None:
         return None
-    return RateLimits(anonymous=m.read("anonymous", partial(_window, r)))
+    return RateLimits(
+        api=m.read("api", partial(_window, r)),
+        application=m.read("application", r.boolean, False),
+        subscription=m.read("subscription", r.boolean, False),
+        anonymous=m.read("anonymous", partial(_window, r)),
+        resources=m.read("resources", partial(_resource_limits, r), ()),
+    )
+
+
+def _resource_limits(r: Reader, node: Node, path: str) -> tuple[ResourceLimit, ...] | None:
+    def one(item: Node, item_path: str) -> ResourceLimit | None:
+        m = r.mapping(item, item_path, ("path", "methods", "requests", "per"))
+        if m is None:
+            return None
+        template = m.read("path", partial(r.checked, check=identity.template_problem), required=True)
+        methods = m.read("methods", partial(identity._methods, r), ())
+        requests = m.read("requests", partial(r.integer, minimum=1), required=True)
+        per = m.read("per", r.duration, required=True)
+        if None in (template, methods, requests, per):
+            return None
+        return ResourceLimit(identity._strip_slash(template), methods, requests, per)
+
+    return list_of(r, one, node, path)
 
 
 def _upstream(r: Reader, node: Node, path: str) -> Upstream | None:
-    m = r.mapping(node, path, UPSTREAM_KEYS, unsupported=("max_requests_per_second",))
+    m = r.mapping(node, path, UPSTREAM_KEYS)
     if m is None:
         return None
     urls = m.read("urls", partial(_upstream_urls, r), required=True)
@@ -734,6 +758,7 @@ def _upstream(r: Reader, node: Node, path: str) -> Upstream | None:
         timeout=m.read("timeout", r.duration, DEFAULT_UPSTREAM_TIMEOUT),
         connect_timeout=m.read("connect_timeout", r.duration, DEFAULT_CONNECT_TIMEOUT),
         tls=m.read("tls", partial(_upstream_tls, r)) or None,
+        max_requests_per_second=m.read("max_requests_per_second", partial(r.integer, minimum=1)),
         max_concurrency=m.read("max_concurrency", partial(r.integer, minimum=1)),
     )
     return upstream if urls else None

@@ -181,8 +181,22 @@ class Upstream:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceLimit:
+    """`rate_limits.resources[]`: all consumers of one resource (method + path template) together."""
+
+    path: str  # relative to base_path; "{id}" matches one segment, "/**" any rest
+    methods: tuple[str, ...] = ()  # () = every method
+    requests: int = 1
+    per: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class RateLimits:
-    anonymous: Window | None = None
+    api: Window | None = None  # all consumers of the API together, cluster-wide
+    application: bool = False  # each application's own tier (across every API)
+    subscription: bool = False  # the application x API subscription tier
+    anonymous: Window | None = None  # per client IP (IPv6: per /64) when the API is public
+    resources: tuple[ResourceLimit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

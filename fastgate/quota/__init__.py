@@ -42,6 +42,13 @@ class QuotaBackend:
     ) -> QuotaDecision:
         raise NotImplementedError
 
+    def take_now(
+        self, key: str, requests: int, per: float, cost: int = 1, *, burst: int | None = None
+    ) -> QuotaDecision | None:
+        """The decision when it needs no I/O (local state, a lease, a cached denial), else None:
+        the hot path then skips a coroutine per level, and only a refill awaits `take`."""
+        return None
+
     async def close(self) -> None:
         return None
 
@@ -58,6 +65,14 @@ class LocalQuota(QuotaBackend):
         self, key: str, requests: int, per: float, cost: int = 1, *, burst: int | None = None
     ) -> QuotaDecision:
         return self._limiters.check(key, requests, per, burst or requests, cost, requests)
+
+    def take_now(
+        self, key: str, requests: int, per: float, cost: int = 1, *, burst: int | None = None
+    ) -> QuotaDecision:
+        return self._limiters.check(key, requests, per, burst or requests, cost, requests)
+
+    def __len__(self) -> int:
+        return self._limiters.keys()
 
 
 def __getattr__(name: str):  # lazy: importing the package does not import redis

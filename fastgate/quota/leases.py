@@ -92,6 +92,13 @@ class LeaseTable:
             self._leases.move_to_end(key)
         return lease
 
+    def peek(self, key: Hashable) -> Lease | None:
+        """The lease for key if there is one (LRU order touched), never a new one."""
+        lease = self._leases.get(key)
+        if lease is not None:
+            self._leases.move_to_end(key)
+        return lease
+
     def expire(self, lease: Lease, now: float) -> None:
         if lease.tokens and now >= lease.expires:
             self.dropped += lease.tokens

@@ -35,8 +35,11 @@ __all__ = ["GCRA_LUA", "HEARTBEAT_LUA", "LocalLimiters", "RedisQuota", "quota_ke
 #: GCRA, exactly as GcraLimiter but on a line of microseconds (Redis TIME's resolution) and with
 #: Lua's doubles kept exact: every integer stays <= 2**52 (checked by the caller).
 #:   unit = g/R us with g = gcd(R, per_us): then T = per_us/g units and one us = R' = R/g units.
-#:   TAT is stored as "q r": tat = q*R' + r units (q in us since the epoch, 0 <= r < R'), so no
-#:   absolute time is ever multiplied by R'; the script only works with base = max(tat, now) - now.
+#:   TAT is stored as "q r R' T": tat = q*R' + r units (q in us since the epoch, 0 <= r < R'), so
+#:   no absolute time is ever multiplied by R'; the script only works with base = max(tat, now) - now.
+#:   R' and T are those the TAT was written with: when a reload changed the quota's numbers, the
+#:   base is rescaled to the same count of spent requests (base/T_old*T, rounded up), so counters
+#:   survive a changed tier and the new numbers apply to the very next request.
 #:   dvt = burst*T. fit = floor((dvt - base)/T) = how many cost-1 requests fit now.
 #:   granted = min(want, fit) if fit >= need else 0  (need = this request's cost; want >= need
 #:   asks for a lease; want == need is exactly GcraLimiter.check: new_tat - dvt <= now).
@@ -63,10 +66,15 @@ local dvt = B * T
 local base = 0
 local s = redis.call('GET', KEYS[1])
 if s then
-  local sp = string.find(s, ' ', 1, true)
-  if sp then
-    local q, r = tonumber(string.sub(s, 1, sp - 1)), tonumber(string.sub(s, sp + 1))
-    if q and r and q >= now then base = (q - now) * R + r end
+  local f = {}
+  for w in string.gmatch(s, '%S+') do f[#f + 1] = tonumber(w) end
+  local q, r, R0, T0 = f[1], f[2], f[3] or R, f[4] or T
+  if q and r and R0 and T0 and q >= now then
+    base = (q - now) * R0 + r
+    if R0 ~= R or T0 ~= T then
+      -- the quota's numbers changed (a reload): keep the count of requests spent, not the time
+      base = math.ceil(base / T0 * T)
+    end
   end
 end
 local fit = 0
@@ -77,7 +85,7 @@ local used = base + granted * T
 if granted > 0 then
   local dq = fdiv(used, R)
   local ms = math.ceil(used / R / 1000) + 1
-  redis.call('SET', KEYS[1], string.format('%.0f %.0f', now + dq, used - dq * R), 'PX', ms)
+  redis.call('SET', KEYS[1], string.format('%.0f %.0f %.0f %.0f', now + dq, used - dq * R, R, T), 'PX', ms)
 end
 local remaining = 0
 if dvt > used then remaining = fdiv(dvt - used, T) end
@@ -150,6 +158,7 @@ class LocalLimiters:
         self.clock = clock
         self.max_keys = max_keys
         self._limiters: dict[tuple, GcraLimiter] = {}
+        self._owner: dict[str, tuple] = {}  # key -> the (requests, per, burst) it last used
 
     def check(
         self,
@@ -167,8 +176,32 @@ class LocalLimiters:
             lim = self._limiters[ident] = GcraLimiter(
                 requests, per, self.max_keys, self.clock, burst=burst
             )
+        owner = self._owner.get(key)
+        if owner is not ident and owner != ident:
+            if owner is not None:
+                self._carry(key, owner, lim, requests, per)
+            if len(self._owner) >= 2 * self.max_keys:
+                self._owner.clear()  # only costs the carry-over of keys whose numbers change
+            self._owner[key] = ident
         d = lim.check(key, cost)
         return QuotaDecision(d.allowed, limit, d.remaining, d.reset_after, d.retry_after, source)
+
+    def _carry(self, key: str, owner: tuple, lim: GcraLimiter, requests: int, per: float) -> None:
+        """The key's quota changed numbers (a reload): move its count of spent requests, not its
+        time, into the new limiter (as the Redis script does), so a raised tier admits what is
+        left of it and a lowered one what is left of that."""
+        old = self._limiters.get(owner)
+        if old is None:
+            return
+        backlog = old.backlog_ns(key)
+        if backlog:
+            spent = backlog * owner[0] / (owner[1] * 1e9)  # requests = backlog / T_old
+            lim.set_backlog_ns(key, math.ceil(spent * per * 1e9 / requests))
+            old.set_backlog_ns(key, 0)
+
+    def keys(self) -> int:
+        """Keys held across every limiter (bounded by max_keys each)."""
+        return sum(len(lim) for lim in self._limiters.values())
 
 
 class _Unavailable(Exception):
@@ -269,12 +302,18 @@ class RedisQuota(QuotaBackend):
         )
         self._hb_task: asyncio.Task | None = None
         self._closed = False
+        self.on_call: Callable[[], None] | None = None  # e.g. a metrics counter's inc
 
     # -- Redis plumbing ---------------------------------------------------------------------------
     async def _script(self, src: str, key: str, *args) -> object:
         self.round_trips += 1
+        if self.on_call is not None:
+            self.on_call()
         try:
-            return await self._r.evalsha(_SHA[src], 1, key, *args)
+            sha = _SHA.get(src)
+            if sha is None:  # a script of another module (quota.bandwidth)
+                sha = _SHA[src] = hashlib.sha1(src.encode()).hexdigest()
+            return await self._r.evalsha(sha, 1, key, *args)
         except NoScriptError:  # first use on this server/shard, or after a restart/SCRIPT FLUSH
             self.script_loads += 1
             self.round_trips += 1
@@ -363,6 +402,28 @@ class RedisQuota(QuotaBackend):
         live = max(1, self.live_nodes)
         share = max(1, q.requests // live)
         return self.local.check(key, share, q.per, max(1, q.burst // live), cost, share)
+
+    def take_now(
+        self, key: str, requests: int, per: float, cost: int = 1, *, burst: int | None = None
+    ) -> QuotaDecision | None:
+        """A lease token or a cached denial, without I/O; None when only Redis can answer."""
+        if not self.use_leases:
+            return None
+        q = _quota(requests, per, requests if burst is None else burst)
+        lease = self.leases.peek((key, q.ident))
+        if lease is None or lease.inflight is not None:
+            return None
+        now = self.clock()
+        self.leases.expire(lease, now)
+        if lease.spend(cost, now):
+            lease.count += 1
+            return QuotaDecision(True, q.requests, max(0, lease.remaining) + lease.tokens,
+                                 max(0.0, lease.reset_at - now), 0.0, "lease")
+        if now < lease.deny_until and cost >= lease.deny_cost:
+            lease.count += 1
+            return QuotaDecision(False, q.requests, 0, max(0.0, lease.reset_at - now),
+                                 lease.deny_until - now, "lease")
+        return None
 
     async def take(
         self, key: str, requests: int, per: float, cost: int = 1, *, burst: int | None = None

@@ -509,10 +509,19 @@ API_CASES = [
     (
         "    rate_limits:\n      api: {requests: 1, per: 1s}\n      application: true\n      subscription: true\n      resources: [{path: /}]\n",
         [
-            "gateway.yaml:9: apis[0].rate_limits.api: not supported yet",
-            "gateway.yaml:10: apis[0].rate_limits.application: not supported yet",
-            "gateway.yaml:11: apis[0].rate_limits.subscription: not supported yet",
-            "gateway.yaml:12: apis[0].rate_limits.resources: not supported yet",
+            "gateway.yaml:12: apis[0].rate_limits.resources[0].requests: required",
+            "gateway.yaml:12: apis[0].rate_limits.resources[0].per: required",
+        ],
+    ),
+    (
+        "    rate_limits:\n      api: {requests: 1}\n      application: yes please\n"
+        "      resources: [{path: /a/**/b, methods: [G T], requests: 0, per: 1s}]\n",
+        [
+            "gateway.yaml:9: apis[0].rate_limits.api.per: required",
+            "gateway.yaml:10: apis[0].rate_limits.application: expected a boolean",
+            "gateway.yaml:11: apis[0].rate_limits.resources[0].path: \"**\" only as the last segment",
+            "gateway.yaml:11: apis[0].rate_limits.resources[0].methods[0]: expected an HTTP method like GET (RFC 9110 §9.1)",
+            "gateway.yaml:11: apis[0].rate_limits.resources[0].requests: must be at least 1",
         ],
     ),
     ("    rate_limits: {application: false, resources: []}\n", []),
@@ -616,8 +625,8 @@ UPSTREAM_CASES = [
         ["gateway.yaml:8: apis[0].upstream.max_concurrency: must be at least 1"],
     ),
     (
-        "{urls: [http://h], max_requests_per_second: 5}",
-        ["gateway.yaml:8: apis[0].upstream.max_requests_per_second: not supported yet"],
+        "{urls: [http://h], max_requests_per_second: 0}",
+        ["gateway.yaml:8: apis[0].upstream.max_requests_per_second: must be at least 1"],
     ),
     (
         "{urls: [http://h], tls: {verify: no, certificate: certs/gw.crt}}",
