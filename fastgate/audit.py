@@ -63,10 +63,13 @@ def audit(cfg: Config, now: datetime | None = None) -> list[Finding]:
         path = f"apis[{index}]"
         if not api.authentication:
             add("high", f"{path}.authentication", "no authentication: anyone can call this API")
-        if api.rate_limits.anonymous is None:
-            add("medium", f"{path}.rate_limits", MSG_NO_RATE_LIMIT)
-        elif api.authentication:  # runtime.py applies it to public APIs only (the contract)
+        rl = api.rate_limits
+        limited = rl.api or rl.application or rl.subscription or rl.resources or (
+            rl.anonymous is not None and not api.authentication)
+        if not limited and rl.anonymous is not None:  # anonymous applies to public APIs only (the contract)
             add("medium", f"{path}.rate_limits.anonymous", MSG_ANONYMOUS_ONLY)
+        elif not limited:
+            add("medium", f"{path}.rate_limits", MSG_NO_RATE_LIMIT)
         if api.mode == "monitor":
             add("medium", f"{path}.mode", "monitor mode: violations are logged, not blocked")
         found.extend(_api_identity(path, api))

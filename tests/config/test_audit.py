@@ -67,8 +67,8 @@ applications:
         hash: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         expires: 2030-01-01T00:00:00Z
 """
-# Until application and subscription limits exist, an API with authentication has no rate
-# limit at all (the anonymous limit only applies to public APIs): the one finding HARDENED has.
+# An API with authentication and only an anonymous limit has no rate limit at all (the anonymous
+# limit only applies to public APIs): the one finding HARDENED has.
 KNOWN_GAP = Finding("medium", "apis[0].rate_limits.anonymous", MSG_ANONYMOUS_ONLY, 20)
 SECRET_ENV = "AUDIT_TEST_HS_SECRET"
 
@@ -107,6 +107,14 @@ def added(cfg: Config) -> list[Finding]:
 
 def test_hardened_config_has_only_the_known_gap(here: Path) -> None:
     assert audit(load(HARDENED), now=NOW) == [KNOWN_GAP]
+
+
+@pytest.mark.parametrize("limit", [
+    "      api: {requests: 1000, per: 1m}\n", "      application: true\n", "      subscription: true\n",
+    "      resources: [{path: /x, requests: 1, per: 1s}]\n"])
+def test_any_consumer_limit_closes_the_gap(here: Path, limit: str) -> None:
+    cfg = variant("    rate_limits:\n", "    rate_limits:\n" + limit)
+    assert audit(cfg, now=NOW) == []
 
 
 def test_strong_explicit_cipher_string_is_fine(here: Path) -> None:
