@@ -7,7 +7,9 @@ Ctrl-C or SIGTERM.
 
 from __future__ import annotations
 
+import base64
 import datetime
+import os
 import signal
 import subprocess
 import sys
@@ -25,6 +27,8 @@ CERTS = DEMO / "certs"
 CONFIG = ROOT / "config" / "gateway.yaml"
 DEMO_KEY = "fg_demo_key_not_secret_use_new_api_key_for_real_ones"  # its hash is in config/gateway.yaml
 DEMO_PASSWORD = "alice-demo-password"
+DEMO_CLIENT_SECRET = "demo-service-secret-not-for-production"  # demo-service's hash is in the config
+MASTER_ENV = "FASTGATE_MASTER_KEY"  # secrets.master_key_env: seals the token service's signing key
 
 
 def _certs_fresh(certs: Path = CERTS) -> bool:
@@ -54,7 +58,17 @@ def prepare(demo: Path = DEMO) -> Path:
         make_dev_pki(certs)
         print(f"demo: made development certificates in {certs}/")
     pem, _ = make_idp(demo / "keys")
+    os.environ.setdefault(MASTER_ENV, master_key(demo / "keys"))  # the config needs it at load
     return pem
+
+
+def master_key(keys: Path) -> str:
+    """The demo's master key (base64, 32 bytes), made once under .demo/keys/ (mode 0600)."""
+    path = keys / "master.key"
+    if not path.exists():
+        path.write_text(base64.b64encode(os.urandom(32)).decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def main() -> int:
@@ -64,8 +78,9 @@ def main() -> int:
     echo = subprocess.Popen([py, "-m", "fastgate.devtools.echo", "--port", "9000"],
                             stdout=subprocess.PIPE, cwd=ROOT)
     _wait_for(echo, "listening")
+    env = {**os.environ, MASTER_ENV: os.environ[MASTER_ENV]}  # set by prepare()
     gw = subprocess.Popen([py, "-m", "fastgate.cli", "run", "-c", str(CONFIG)], stdout=subprocess.PIPE,
-                          cwd=ROOT)
+                          cwd=ROOT, env=env)
     try:
         _wait_for(gw, "admin accepting")
         ca = ".demo/certs/ca.crt"
@@ -94,6 +109,20 @@ Paste these in another terminal (from {ROOT}):
   curl --cacert {ca} -u alice:{DEMO_PASSWORD} -H 'Content-Type: application/json' -d '[[[[[[[[[[[["deep"]]]]]]]]]]]]' {base}/orders/v1/orders
   curl --cacert {ca} -u alice:{DEMO_PASSWORD} -H 'Content-Type: application/xml' -d '<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>' {base}/orders/v1/orders
 
+  # the built-in token service: a client_credentials token for demo-service (client_secret_basic),
+  # then an API call with it (its JWTs are accepted without an `issuers` entry)
+  curl --cacert {ca} -u demo-service:{DEMO_CLIENT_SECRET} -d grant_type=client_credentials -d scope=orders:read {base}/oauth2/token
+  TOKEN=$(curl -s --cacert {ca} -u demo-service:{DEMO_CLIENT_SECRET} -d grant_type=client_credentials {base}/oauth2/token | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl --cacert {ca} -H "Authorization: Bearer $TOKEN" {base}/orders/v1/orders/42
+
+  # ... refused: a wrong client secret (401 invalid_client), a scope the client may not have (400 invalid_scope)
+  curl -i --cacert {ca} -u demo-service:wrong -d grant_type=client_credentials {base}/oauth2/token
+  curl --cacert {ca} -u demo-service:{DEMO_CLIENT_SECRET} -d grant_type=client_credentials -d scope=orders:write {base}/oauth2/token
+
+  # ... its signing keys and OpenID Connect discovery document
+  curl --cacert {ca} {base}/oauth2/jwks
+  curl --cacert {ca} {base}/.well-known/openid-configuration
+
   # CORS: the gateway answers the preflight itself, for the listed origin only
   curl -i --cacert {ca} -X OPTIONS -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST' {base}/orders/v1/orders
 
@@ -111,6 +140,11 @@ Paste these in another terminal (from {ROOT}):
   # the anonymous rate limit (5 per 10 s per client IP): the 6th answer is 429 with Retry-After
   for i in 1 2 3 4 5 6 7; do curl -s -o /dev/null -w '%{{http_code}}\\n' --cacert {ca} {base}/echo/v1/rl; done
 
+  # demo-app's tier (gold: 1000/min, burst 10 per 10 s): RateLimit-* headers, then 429 past the burst
+  curl -s -D - -o /dev/null --cacert {ca} -H 'X-API-Key: {DEMO_KEY}' {base}/orders/v1/orders/42 | grep -i ratelimit
+  for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}}\\n' --cacert {ca} -H 'X-API-Key: {DEMO_KEY}' {base}/orders/v1/orders/42; done
+  curl -s http://127.0.0.1:9901/metrics | grep fastgate_ratelimit_denials_total
+
   # TLS 1.1 is refused
   curl --cacert {ca} --tls-max 1.1 {base}/echo/v1/old
 
@@ -119,11 +153,11 @@ Paste these in another terminal (from {ROOT}):
   curl -s http://127.0.0.1:9901/metrics | grep fastgate_requests_total
 
   # validate and audit the config
-  .venv/bin/fastgate check -c config/gateway.yaml
-  .venv/bin/fastgate audit -c config/gateway.yaml
+  # (the token service needs its master key at load: {MASTER_ENV}, made in .demo/keys/master.key)
+  {MASTER_ENV}=$(cat .demo/keys/master.key) .venv/bin/fastgate check -c config/gateway.yaml
+  {MASTER_ENV}=$(cat .demo/keys/master.key) .venv/bin/fastgate audit -c config/gateway.yaml
 
-Issuing tokens (the built-in OAuth2 server) arrives with the token-service issue; `fastgate
-bench` with the capacity issue.
+`fastgate bench` arrives with the capacity issue.
 Access log lines (one JSON object per request) follow below. Ctrl-C stops the demo.
 """, flush=True)
         stop = {"now": False}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Identity:
     method: str  # "api_key" | "basic" | "digest" | "oauth2" | "mtls"
     subject: str | None = None  # user name, token `sub`, or None for application-only keys

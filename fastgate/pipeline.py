@@ -250,6 +250,9 @@ class Pipeline:
         ctx.query = query
         path = normalise_path(raw_path)
         ctx.path = path
+        ts = runtime.token_service  # issue 7: its endpoints, on every TLS listener
+        if ts is not None and path in ts.paths and conn.scheme == "https":
+            return await ts.handle(conn, req, ctx, path, query)
         # stage 3: route
         api, rest = runtime.router.route(path)
         ctx.route = api

@@ -79,7 +79,7 @@ class ApiRuntime:
 
 
 class Runtime:
-    __slots__ = ("config", "router", "apis", "shared")
+    __slots__ = ("config", "router", "apis", "shared", "token_service")
 
     def __init__(self, config: Config, previous: Runtime | None = None, shared: SharedState | None = None) -> None:
         self.config = config
@@ -87,6 +87,11 @@ class Runtime:
         self.router = Router(config.apis)
         old = previous.apis if previous is not None else {}
         self.apis = {api.name: ApiRuntime(api, config, old.get(api.name), self.shared) for api in config.apis}
+        self.token_service = None  # issue 7: the built-in authorization server's endpoints
+        if config.token_service is not None:
+            from .token_service.endpoints import build as build_token_service
+
+            self.token_service = build_token_service(config, self.shared)
 
     def retired_pools(self, newer: Runtime) -> list[UpstreamPool]:
         keep = {id(a.pool) for a in newer.apis.values()}

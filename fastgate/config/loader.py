@@ -29,6 +29,7 @@ from ._reader import (
     Reader,
     Refs,
     env_name_problem,
+    http_url_problem,
     ip_or_cidr_problem,
     is_null,
     list_of,
@@ -57,6 +58,7 @@ from .model import (
     ServerTls,
     Subscription,
     Tier,
+    TokenService,
     Upstream,
     UpstreamTls,
     UpstreamUrl,
@@ -89,7 +91,7 @@ SERVER_TLS_KEYS = tuple(
 )
 TOKEN_SERVICE_KEYS = tuple(
     "enabled issuer signing_key access_token_ttl refresh_token_ttl authorization_code_ttl grants"
-    " jwt_bearer_issuers pkce".split()
+    " jwt_bearer_issuers pkce key_rotation".split()
 )
 APPLICATION_KEYS = tuple(
     "name tier client_id client_secret_hash redirect_uris grant_types scopes api_keys"
@@ -241,7 +243,6 @@ def _config(r: Reader, root: Node | None, source: Path) -> Config | None:
     value = r.value(version, "version") if version is not None else 1
     if not (type(value) is int and value == 1) and value is not REPORTED:
         r.bad(version, "version", "unsupported version, expected 1")
-    _token_service(r, top)
     refs = Refs()
     tiers = _tiers(r, top.get("tiers"), refs)
     limits = _limits(r, top.get("limits"))
@@ -250,6 +251,7 @@ def _config(r: Reader, root: Node | None, source: Path) -> Config | None:
     applications = _applications(r, top.get("applications"), refs)
     issuers = identity.issuers(r, top.get("issuers"), refs)
     introspection = identity.introspection(r, top.get("introspection"), refs)
+    token_service = _token_service(r, top, refs, issuers)
     listeners = _listeners(r, top.need("listeners"), refs)
     admin = _admin(r, top.get("admin"), listeners)
     refs.check(r)
@@ -270,6 +272,7 @@ def _config(r: Reader, root: Node | None, source: Path) -> Config | None:
         tiers=tiers,
         issuers=issuers,
         introspection=introspection,
+        token_service=token_service,
         lines=r.lines,
     )
 
@@ -445,14 +448,82 @@ def _secrets(r: Reader, node: Node | None) -> Secrets:
     return Secrets(env) if env else Secrets()
 
 
-def _token_service(r: Reader, top: Map) -> None:
-    """Only `enabled: false` is accepted until the built-in authorization server exists."""
+def _token_service(r: Reader, top: Map, refs: Refs, issuers: tuple) -> TokenService | None:
+    """The built-in authorization server (issue 7); None unless `enabled: true`. Its keys are
+    checked even while it is off, so turning it on never reveals an old mistake."""
     node = top.get("token_service")
     if node is None or r.is_off(node):
-        return
+        return None
     m = r.mapping(node, "token_service", TOKEN_SERVICE_KEYS)
-    if m is not None and m.read("enabled", r.boolean, False):
-        r.bad(m.get("enabled"), "token_service.enabled", "not supported yet")
+    if m is None:
+        return None
+    enabled = m.read("enabled", r.boolean, False)
+    if enabled:
+        refs.issuers += 1  # an implicit issuer: `authentication: [oauth2]` needs nothing else
+    issuer = m.read("issuer", partial(r.checked, check=http_url_problem), required=enabled)
+    signing_key = m.read("signing_key", partial(_key_path, r, enabled), required=enabled)
+    if issuer is not None and issuer in {i.issuer for i in issuers}:
+        r.bad(m.get("issuer"), m.sub("issuer"), "also the issuer of an issuers entry")
+    grant_check = partial(r.choice, choices=GRANT_TYPES)
+    grants = m.read("grants", partial(list_of, r, grant_check))
+    names = {i.name for i in issuers}
+    bearer = m.read("jwt_bearer_issuers", partial(r.strings), ())
+    for index, name in enumerate(bearer):
+        if name not in names and refs.issuers - enabled == len(issuers):  # all issuers valid
+            path = m.sub(f"jwt_bearer_issuers[{index}]")
+            r.report(r.lines.get(path, m.line), path, f'no issuer named "{name}"')
+    if grants is not None and "jwt_bearer" in grants and not bearer and enabled:
+        r.bad(m.get("grants"), m.sub("jwt_bearer_issuers"), "required for the jwt_bearer grant")
+    optional = {
+        "access_token_ttl": m.read("access_token_ttl", r.duration),
+        "refresh_token_ttl": m.read("refresh_token_ttl", r.duration),
+        "authorization_code_ttl": m.read("authorization_code_ttl", r.duration),
+        "grants": grants,
+        "pkce": m.read("pkce", partial(r.choice, choices=("required", "public_clients"))),
+        "key_rotation": m.read("key_rotation", r.duration),
+    }
+    if enabled:
+        _master_key_problem(r, top, m)
+    if not enabled or issuer is None or signing_key is None:
+        return None
+    return TokenService(issuer=issuer, signing_key=signing_key, jwt_bearer_issuers=bearer,
+                        **{k: v for k, v in optional.items() if v is not None})
+
+
+def _master_key_problem(r: Reader, top: Map, m: Map) -> None:
+    """The token service seals its keys with the master key: it must be set, base64 of 32 bytes
+    (checked at load, like every secret_env, so a bad key never reaches a running gateway)."""
+    import base64
+    import binascii
+
+    name = _secrets(r, top.get("secrets")).master_key_env  # its problems are reported once
+    value = os.environ.get(name)
+    if not value:
+        r.bad(m.get("enabled"), m.sub("enabled"),
+              f"needs the master key: environment variable {name} (secrets.master_key_env) is not set")
+        return
+    try:
+        ok = len(base64.b64decode(value.strip(), validate=True)) == 32
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        r.bad(m.get("enabled"), m.sub("enabled"),
+              f"needs the master key: {name} must hold base64 of 32 bytes")
+
+
+def _key_path(r: Reader, enabled: bool, node: Node, path: str) -> Path | None:
+    """A key file that may not exist yet (made on first start); its folder must (when on)."""
+    text = r.string(node, path)
+    if text is None:
+        return None
+    resolved = r.resolve(text)
+    if resolved.exists() and not resolved.is_file():
+        r.bad(node, path, f"not a file: {text}")
+        return None
+    if enabled and not resolved.parent.is_dir():
+        r.bad(node, path, f"folder not found: {Path(text).parent}")
+        return None
+    return resolved
 
 
 def _window(r: Reader, node: Node, path: str) -> Window | None:

@@ -234,8 +234,30 @@ class Config:
     tiers: dict[str, Tier] = field(default_factory=dict)
     issuers: tuple[Issuer, ...] = ()
     introspection: tuple[Introspection, ...] = ()
+    token_service: TokenService | None = None  # None = disabled
     # key path -> line, for audit findings and messages that point into the file
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- token service (issue 7)
+DEFAULT_ACCESS_TOKEN_TTL = 900.0
+DEFAULT_REFRESH_TOKEN_TTL = 30 * 86400.0
+DEFAULT_AUTHORIZATION_CODE_TTL = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenService:
+    """`token_service` when `enabled: true`: the built-in authorization server."""
+
+    issuer: str  # `iss` of every token it signs; its tokens are accepted without an `issuers` entry
+    signing_key: Path  # PEM (ES256 P-256 or RS256), or made on first start (encrypted)
+    access_token_ttl: float = DEFAULT_ACCESS_TOKEN_TTL
+    refresh_token_ttl: float = DEFAULT_REFRESH_TOKEN_TTL
+    authorization_code_ttl: float = DEFAULT_AUTHORIZATION_CODE_TTL
+    grants: tuple[str, ...] = ("client_credentials", "refresh_token", "authorization_code")
+    jwt_bearer_issuers: tuple[str, ...] = ()  # issuers[].name
+    pkce: str = "required"  # required (every client) | public_clients
+    key_rotation: float | None = None  # our extension: a new signing key this often
 
 
 # ---------------------------------------------------------------- identity (issue 4)

@@ -370,11 +370,7 @@ CASES = [
     # version
     ("version: 2\n", ["gateway.yaml:4: version: unsupported version, expected 1"]),
     ('version: "1"\n', ["gateway.yaml:4: version: unsupported version, expected 1"]),
-    # not supported yet (issuers and introspection: tests/config/test_identity_config.py)
-    (
-        "token_service:\n  enabled: true\n",
-        ["gateway.yaml:5: token_service.enabled: not supported yet"],
-    ),
+    # token service (the rest: tests/config/test_token_service_config.py)
     (
         "token_service:\n  enabled: yes please\n",
         ["gateway.yaml:5: token_service.enabled: expected a boolean"],

@@ -100,7 +100,7 @@ class _Key:
     """One configured key, compiled."""
 
     __slots__ = ("id", "hex", "application", "scopes", "expires", "v4", "v6", "referers",
-                 "_ip_memo", "_referer_memo")
+                 "_ip_memo", "_referer_memo", "identity")
 
     def __init__(self, app: Application, key: ApiKey) -> None:
         self.id = key.id
@@ -118,6 +118,9 @@ class _Key:
         # Verdicts are pure functions of (this key's config, the string): memoised, bounded.
         self._ip_memo: dict[str, bool] = {}
         self._referer_memo: dict[str, bool] = {}
+        # the same for every request with this key: made once (Identity is frozen)
+        self.identity = Identity(method="api_key", application=self.application, scopes=self.scopes,
+                                 expires_at=self.expires, credential_id=self.id)
 
     def ip_allowed(self, client_ip: str) -> bool:
         ok = self._ip_memo.get(client_ip)
@@ -241,8 +244,7 @@ class ApiKeyAuthenticator:
         if entry.referers and not _referer_allowed(req.headers, entry):
             raise errors.Forbidden("API key not allowed from this Referer",
                                    log_detail=f"API key {entry.id}: Referer missing or not allowed")
-        return Identity(method="api_key", application=entry.application, scopes=entry.scopes,
-                        expires_at=entry.expires, credential_id=entry.id)
+        return entry.identity
 
     def _invalid(self, detail: str, log_detail: str) -> errors.InvalidCredentials:
         # RFC 9110 §11.6.1: a 401 carries a challenge

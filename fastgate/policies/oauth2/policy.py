@@ -1,5 +1,6 @@
 """The `oauth2` authentication method: `Authorization: Bearer <token>` → Identity, for JWTs from
-configured issuers (jwt_verifier) and opaque tokens (introspection).
+configured issuers (jwt_verifier), the gateway's own token service (an implicit issuer whose keys
+come from its key ring), and opaque tokens (introspection).
 
 Invariants: a request costs one signature check or one introspection call per token per cache
 period, not per request — verified tokens are cached by SHA-256 of the token (bounded LRU, until
@@ -30,6 +31,9 @@ TOKEN_CACHE_ENTRIES = 10_000
 _B64TOKEN_CHARS = (b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/")
 _SP_HTAB = (0x20, 0x09)
 MALFORMED = object()  # Found.value when a Bearer credential is present but unusable
+
+
+HOT_ENTRIES = 10_000  # per authenticator: recently verified tokens kept as ready identities
 
 
 class TokenCache:
@@ -78,6 +82,12 @@ class OAuth2Authenticator:
         self._key_sources = key_sources
         self.clock = clock
         self.verifications = 0  # cache misses that reached a verifier (tests, metrics)
+        # Per load (the identity depends on this config's applications): header value -> Found,
+        # token -> (Verified, Identity). A hit skips the digest, the LRU and building objects;
+        # expiry and revocation are still checked on every request.
+        self._found: dict[bytes, Found] = {}
+        self._hot: dict[str, tuple[Verified, Identity]] = {}
+        self.hot_entries = HOT_ENTRIES
 
     def challenge(self) -> str:
         return CHALLENGE
@@ -87,13 +97,18 @@ class OAuth2Authenticator:
         (which one would the upstream read?), as is a Bearer value that is not one b64token."""
         count = 0
         value = b""
-        bearer = False
         for n, v in req.headers:
             if n == b"authorization":
                 count += 1
                 value = v
-                if v[:6].lower() == b"bearer" and (len(v) == 6 or v[6] in _SP_HTAB):
-                    bearer = True
+        if count == 1:
+            found = self._found.get(value)  # a hot client sends the same header every time
+            if found is not None:
+                return found
+        bearer = False
+        for n, v in req.headers:
+            if n == b"authorization" and v[:6].lower() == b"bearer" and (len(v) == 6 or v[6] in _SP_HTAB):
+                bearer = True
         if not bearer:
             return None
         if count != 1 or value[6:7] != b" ":  # RFC 9110 §11.4: scheme 1*SP token68
@@ -102,10 +117,20 @@ class OAuth2Authenticator:
         body = tok.rstrip(b"=")
         if not body or len(tok) > MAX_TOKEN_BYTES or body.translate(None, _B64TOKEN_CHARS):
             return Found(MALFORMED)  # translate(None, allowed) leaves only disallowed bytes
-        return Found(tok.decode("ascii"))
+        found = Found(tok.decode("ascii"))
+        if len(self._found) >= HOT_ENTRIES:
+            self._found.clear()
+        self._found[value] = found
+        return found
 
     async def verify(self, ctx, req, found: Found) -> Identity:
         token = found.value
+        hot = self._hot.get(token)
+        if hot is not None:  # verified before, by this load's config: re-check what can change
+            v, identity = hot
+            if v.cache_until > self.clock() and (v.jti is None or not self.revocations.is_revoked(v.jti)):
+                return identity
+            del self._hot[token]  # expired or revoked: the full path decides (and explains)
         if token is MALFORMED:
             raise invalid_token(log_detail="malformed Bearer authorization header")
         digest = hashlib.sha256(token.encode()).digest()
@@ -122,9 +147,14 @@ class OAuth2Authenticator:
             app = self._applications.get(cid)
             if app is not None:
                 break
-        return Identity(method="oauth2", subject=v.subject, application=app, scopes=v.scopes,
-                        roles=v.roles, claims=dict(v.claims), token=token,
-                        expires_at=v.expires_at, credential_id=v.jti)
+        identity = Identity(method="oauth2", subject=v.subject, application=app, scopes=v.scopes,
+                            roles=v.roles, claims=dict(v.claims), token=token,
+                            expires_at=v.expires_at, credential_id=v.jti)
+        if v.cache_until > now:
+            if len(self._hot) >= self.hot_entries:
+                self._hot.clear()
+            self._hot[token] = (v, identity)  # policies read an Identity, never write it
+        return identity
 
     async def _verify_uncached(self, token: str, digest: bytes, now: float) -> Verified:
         self.verifications += 1
@@ -172,6 +202,18 @@ def build(api: Api, config: Config, shared: SharedState, *, clock: Callable[[], 
         if keys is None and secret is None:
             raise ValueError(f"issuers[{issuer.name}]: needs jwks_uri, jwks_file or secret_env")
         entries.append(JwtVerifier.entry(issuer, keys, secret))
+    own = ()
+    if config.token_service is not None:  # issue 7: our own tokens, keys from the token service
+        from ...token_service.endpoints import own_issuer
+        from ...token_service.state import for_shared as token_service_state
+
+        issuer = own_issuer(config)
+        if issuer.issuer in seen:
+            raise ValueError(f"token_service.issuer: {issuer.issuer!r} is also in issuers")
+        state = token_service_state(config, shared)
+        entries.append(JwtVerifier.entry(issuer, state, None))
+        key_sources.append(state)
+        own = (issuer,)
     introspector = None
     if config.introspection:
         introspector = shared.get(("oauth2", "introspection", config.introspection),
@@ -181,7 +223,7 @@ def build(api: Api, config: Config, shared: SharedState, *, clock: Callable[[], 
         JwtVerifier(entries), introspector,
         shared.get(("oauth2", "tokens"), TokenCache),
         revocation.for_shared(shared),
-        frozenset(config.issuers) | frozenset(config.introspection),
+        frozenset(config.issuers) | frozenset(config.introspection) | frozenset(own),
         applications, key_sources, clock)
 
 

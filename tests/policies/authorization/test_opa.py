@@ -5,6 +5,7 @@ credentials it must never carry), the decision cache and single-flight."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 
 import pytest
@@ -233,8 +234,7 @@ def test_input_document_has_no_credentials():
             f = Fixture(srv.url(), clock=Clock(1_767_225_600.25))  # 2026-01-01T00:00:00.250Z
             ident = user("student", scopes=("course:view",), subject="bob", application="web",
                          claims={"sub": "bob", "tenant": "acme", "groups": ["g1"]})
-            ident.token = "eyJ.secret-token.sig"
-            ident.credential_id = "jti-123"
+            ident = dataclasses.replace(ident, token="eyJ.secret-token.sig", credential_id="jti-123")
             try:
                 res = await f.call("GET", "/courses/7", ident, headers=list(SECRET_HEADERS),
                                    query="partner_key=qs3cret&page=2&api_key=qs3cret2&page=3",

@@ -4,6 +4,7 @@ and each way a token must fail (issue 4), with real keys and a real JWKS endpoin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 
@@ -268,9 +269,11 @@ def test_cache_hit_skips_verification_and_bounds():
             h.clock.advance(2)  # past exp: not served from the cache
             await h.verify(short)  # (pyjwt's real clock still accepts it)
             assert h.auth.verifications == 4
-            # every request gets its own Identity
+            # a hot token is served as the same frozen Identity (policies only read it)
             a, b = await h.verify(tok), await h.verify(tok)
-            assert a is not b and a.claims is not b.claims and a == b
+            assert a is b
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                a.subject = "mallory"  # type: ignore[misc]
     run(body())
 
 
@@ -278,6 +281,7 @@ def test_cache_is_lru_bounded():
     async def body():
         async with Harness() as h:
             h.auth.cache.max_entries = 3
+            h.auth.hot_entries = 3  # the per-load hot set is bounded the same way
             toks = [token(sub=f"u{i}") for i in range(4)]
             for t in toks:
                 await h.verify(t)
