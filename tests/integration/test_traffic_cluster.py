@@ -36,8 +36,12 @@ def cluster_config(pki, echo, redis_url: str, on_unavailable: str = "deny", time
   on_unavailable: {on_unavailable}
 tiers:
   q: {{requests: {QUOTA}, per: 1h}}
+  bw: {{requests: 1000, per: 1h, bandwidth: 4KiB}}
 applications:
-{apps}"""
+{apps}  - name: bwapp
+    tier: bw
+    api_keys: [{{id: kbw, hash: "{_hash('cluster-bw-key-0123456789')}"}}]
+"""
     apis = f"""
   - name: echo
     base_path: /echo/v1
@@ -152,3 +156,29 @@ def test_redis_outage_local_share(pki, echo, redis_private, start_gateway, tls_c
     _load(g.ports["public"], tls_client, "cluster-key-1-0123456789", QUOTA + 40, statuses, conns=1)
     assert set(statuses) <= {200, 429}
     assert QUOTA - 2 <= statuses.count(200) <= QUOTA + 1
+
+
+def test_bandwidth_is_shared_through_redis(pki, echo, redis_private, start_gateway, tls_client, tmp_path):
+    """Node A serves 6000 bytes (over the 4 KiB/h tier); node B, whose own small exchange then
+    brings back the shared backlog, refuses the request after it."""
+    text = cluster_config(pki, echo, redis_private.url)
+    a = start_gateway(text, name="a.yaml")
+    b = start_gateway(text, name="b.yaml")
+    key = "cluster-bw-key-0123456789"
+
+    def get(g, path):
+        s = connect(g.ports["public"], tls_client)
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nConnection: close\r\n\r\n".encode())
+        r = read_response(s)
+        s.close()
+        return r
+
+    assert get(a, "/echo/v1/bytes/6000/x").status == 200
+    time.sleep(0.3)  # A's charge reaches Redis in the background
+    assert get(a, "/echo/v1/y").status == 429  # A knows at once
+    first = get(b, "/echo/v1/small")  # B had no bytes of its own for this key yet
+    assert first.status == 200
+    time.sleep(0.3)
+    r = get(b, "/echo/v1/small")
+    assert r.status == 429 and r.json()["code"] == "rate_limited"
+    assert int(r.header("retry-after")) > 60  # 6000+ bytes at 4 KiB/h: the backlog is over an hour
