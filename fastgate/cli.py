@@ -136,9 +136,107 @@ def _revoke(args) -> int:
 
 
 def _bench(args) -> int:
-    print("fastgate bench: the capacity harness arrives with issue 8; see benchmarks/e2e/run.py",
-          file=sys.stderr)
-    return 2
+    """`fastgate bench`: the capacity harness (benchmarks/README.md). Exit 0, 2 (config/usage),
+    1 (a run failure, or capacity fell more than --max-drop below --baseline)."""
+    from pathlib import Path
+
+    from .bench.runner import Options, run
+    from .config.units import parse_duration
+
+    def seconds(value: str, flag: str, minimum: float = 0.0) -> float:
+        parsed = parse_duration(value)
+        if parsed is None or parsed <= minimum:
+            raise ValueError(f"{flag}: expected a duration like \"5ms\" or \"30s\", got {value!r}")
+        return parsed
+
+    try:
+        headers = []
+        for h in args.header or ():
+            name, sep, value = h.partition(":")
+            if not sep or not name.strip():
+                raise ValueError(f"--header {h!r}: expected \"Name: value\"")
+            headers.append((name.strip(), value.strip()))
+        body = None
+        if args.body is not None:
+            body = Path(args.body[1:]).read_bytes() if args.body.startswith("@") else args.body.encode()
+        if args.rate is not None and args.rate <= 0:
+            raise ValueError("--rate: expected requests per second > 0")
+        if not (args.rate or args.find_capacity or args.policy_cost):
+            raise ValueError("say what to run: --rate R, --find-capacity and/or --policy-cost")
+        if args.connections < 1 or args.connections > 10000:
+            raise ValueError("--connections: 1..10000")
+        if args.policy_cost and args.target:
+            raise ValueError("--policy-cost needs the gateway bench starts itself (not --target)")
+        if args.max_drop is not None and args.baseline is None:
+            raise ValueError("--max-drop goes with --baseline")
+        opts = Options(
+            config=Path(args.config), api=args.api, slo_p99=seconds(args.slo_p99, "--slo-p99"),
+            duration=seconds(args.duration, "--duration"), connections=args.connections, rate=args.rate,
+            find_capacity=args.find_capacity, policy_cost=args.policy_cost, compare_to=args.compare_to,
+            target=args.target, out=Path(args.out) if args.out else None,
+            plot=Path(args.plot) if args.plot else None,
+            baseline=Path(args.baseline) if args.baseline else None,
+            max_drop=args.max_drop if args.max_drop is not None else 10.0, exclude_429=args.exclude_429,
+            max_error_ratio=args.max_errors / 100.0, auth=args.auth, credentials=args.credentials,
+            path=args.path, method=args.method, body=body, headers=headers,
+            timeout=seconds(args.timeout, "--timeout"), warmup=parse_duration(args.warmup) or 0.0,
+            start_rate=args.start_rate, pin=not args.no_pin, keep_access_log=args.access_log,
+            without_quotas=args.without_quotas,
+            ca_file=args.ca, cert_file=args.client_cert, key_file=args.client_key,
+            upstream_stall=args.upstream_stall,
+            ceiling_duration=seconds(args.ceiling_duration, "--ceiling-duration"))
+    except (ValueError, OSError) as e:
+        print(f"fastgate bench: {e}", file=sys.stderr)
+        return 2
+    return run(opts)
+
+
+def _bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="capacity harness: open-loop load, latency percentiles, capacity at an SLO",
+                       description="Open-loop constant-arrival-rate load against the gateway (started on a "
+                                   "copy of the config, with a built-in upstream) or --target.")
+    p.add_argument("-c", "--config", required=True, help="config file (YAML)")
+    p.add_argument("--api", help="the API to load (default: the first)")
+    p.add_argument("--slo-p99", default="5ms", help="latency objective for p99 (default 5ms)")
+    p.add_argument("--duration", default="30s", help="length of each measured step (default 30s)")
+    p.add_argument("--connections", type=int, default=64, help="keep-alive connections (default 64)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--rate", type=float, help="constant arrival rate, requests/s")
+    mode.add_argument("--find-capacity", action="store_true",
+                      help="step the rate up, then bisect: the highest rate meeting the objective")
+    p.add_argument("--policy-cost", action="store_true",
+                   help="also: the same load with each of the API's policies on alone; CPU µs and p99 added "
+                        "(at --rate, else half the capacity found, else 1000/s)")
+    p.add_argument("--compare-to", metavar="URL", help="alternate the same schedule against this endpoint")
+    p.add_argument("--target", metavar="URL", help="load a running gateway instead of starting one")
+    p.add_argument("--out", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--plot", metavar="PNG", help="latency-vs-rate plot (needs matplotlib: the bench extra)")
+    p.add_argument("--baseline", metavar="FILE", help="an earlier --out file: exit 1 if capacity fell")
+    p.add_argument("--max-drop", type=float, metavar="PCT", help="with --baseline: allowed drop (default 10)")
+    p.add_argument("--exclude-429", action="store_true",
+                   help="429 answers (configured limits) count neither as failures nor in the objective's p99")
+    p.add_argument("--max-errors", type=float, default=0.1, metavar="PCT",
+                   help="failures allowed in a passing step, percent (default 0.1)")
+    p.add_argument("--without-quotas", action="store_true",
+                   help="remove the API's rate_limits for the run: what the box takes, not what the quota allows")
+    p.add_argument("--auth", help="authentication method to mint credentials for (default: the API's first "
+                                  "of api_key, oauth2, basic)")
+    p.add_argument("--credentials", type=int, default=100, help="credential pool size (default 100)")
+    p.add_argument("--path", help="request path under the API's base_path (default: its declared resources)")
+    p.add_argument("--method", help="request method (default GET, or POST with --body)")
+    p.add_argument("--body", help="request body, or @FILE")
+    p.add_argument("-H", "--header", action="append", metavar="'NAME: VALUE'", help="extra request header")
+    p.add_argument("--timeout", default="5s", help="per-request timeout (default 5s)")
+    p.add_argument("--warmup", default="1s", help="unrecorded load before each step (default 1s)")
+    p.add_argument("--start-rate", type=float, help="--find-capacity's first rate")
+    p.add_argument("--no-pin", action="store_true", help="do not pin the gateway and the load side to CPUs")
+    p.add_argument("--access-log", action="store_true", help="keep the config's access log (default off)")
+    p.add_argument("--ca", help="verify the target's certificate with this CA (default: no verification)")
+    p.add_argument("--client-cert", help="client certificate (mTLS)")
+    p.add_argument("--client-key", help="its private key")
+    p.add_argument("--ceiling-duration", default="2s", help="how long the generator's ceiling is measured")
+    p.add_argument("--upstream-stall", help=argparse.SUPPRESS)  # tests: START:LENGTH seconds
+    p.set_defaults(fn=_bench)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("hash-password", help="read a secret from stdin, print its scrypt hash").set_defaults(
         fn=_hash_password)
     sub.add_parser("new-api-key", help="print a new API key and its sha256 hash").set_defaults(fn=_new_api_key)
-    sub.add_parser("bench", help="capacity harness (not yet)").set_defaults(fn=_bench)
+    _bench_parser(sub)
     p = sub.add_parser("revoke", help="revoke an API key or a token id on every gateway (via Redis)")
     p.add_argument("-c", "--config", required=True, help="config file (YAML) with a `redis:` section")
     what = p.add_mutually_exclusive_group(required=True)
