@@ -157,7 +157,10 @@ Paste these in another terminal (from {ROOT}):
   {MASTER_ENV}=$(cat .demo/keys/master.key) .venv/bin/fastgate check -c config/gateway.yaml
   {MASTER_ENV}=$(cat .demo/keys/master.key) .venv/bin/fastgate audit -c config/gateway.yaml
 
-`fastgate bench` arrives with the capacity issue.
+  # capacity: the highest rate the orders API holds at p99 <= 5 ms on this box (its own gateway
+  # and upstream on free ports, ~1 minute; README "Capacity testing")
+  {MASTER_ENV}=$(cat .demo/keys/master.key) .venv/bin/fastgate bench -c config/gateway.yaml --api orders --find-capacity --slo-p99 5ms --duration 3s --without-quotas --plot .demo/capacity.png
+
 Access log lines (one JSON object per request) follow below. Ctrl-C stops the demo.
 """, flush=True)
         stop = {"now": False}
