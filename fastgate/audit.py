@@ -23,6 +23,10 @@ _WEAK_NAME_PARTS = ("CBC", "RC4", "3DES", "DES", "NULL", "MD5", "EXP", "ADH", "A
 MSG_PLAIN_UPSTREAM = "traffic to the backend is not encrypted"
 MSG_OPTIONAL_CLIENT_CERT = "client certificates optional: clients without one can connect"
 MSG_NO_RATE_LIMIT = "no rate limit"
+MSG_PASSWORD_GRANT = "password grant: clients see users' passwords (OAuth 2.0 Security BCP: do not use)"
+MSG_PKCE_PUBLIC_ONLY = "PKCE only for public clients: confidential clients' codes can be injected (RFC 9700 §2.1.1)"
+MAX_ACCESS_TOKEN_TTL = 3600.0  # longer access tokens: a finding
+MAX_REFRESH_TOKEN_TTL = 90 * 86400.0
 MSG_ANONYMOUS_ONLY = "no rate limit: rate_limits.anonymous only applies to public APIs"
 MSG_SHARED_SECRET = "shared-secret signatures: any holder of the secret can mint tokens"
 MSG_KEY_IN_URL = "keys in URLs end up in logs and browser history"
@@ -89,6 +93,19 @@ def audit(cfg: Config, now: datetime | None = None) -> list[Finding]:
         if issuer.jwks_uri and _plain_remote(issuer.jwks_uri):
             message = "signing keys fetched over plain HTTP: anyone on the path can replace them"
             add("medium", f"{path}.jwks_uri", message)
+    ts = cfg.token_service
+    if ts is not None:  # the built-in authorization server (config/token-service.md)
+        if ts.access_token_ttl > MAX_ACCESS_TOKEN_TTL:
+            add("medium", "token_service.access_token_ttl",
+                f"long-lived access tokens ({format_duration(ts.access_token_ttl)}): a stolen one "
+                "works that long; keep them short and use refresh tokens")
+        if ts.refresh_token_ttl > MAX_REFRESH_TOKEN_TTL:
+            add("low", "token_service.refresh_token_ttl",
+                f"long-lived refresh tokens ({format_duration(ts.refresh_token_ttl)})")
+        if "password" in ts.grants:
+            add("low", "token_service.grants", MSG_PASSWORD_GRANT)
+        if ts.pkce != "required" and "authorization_code" in ts.grants:
+            add("low", "token_service.pkce", MSG_PKCE_PUBLIC_ONLY)
     for index, endpoint in enumerate(cfg.introspection):
         if _plain_remote(endpoint.url):
             message = "tokens and the client secret sent over plain HTTP"

@@ -492,3 +492,32 @@ def test_no_threat_protection_finding_while_the_key_is_refused(
 ) -> None:
     monkeypatch.setattr(inspection, "INSPECTION_RUNTIME_READY", {"cors"})
     assert added(load(HARDENED)) == []
+
+
+# ------------------------------------------------------------------------ token service (issue 7)
+TS_ENV = "AUDIT_TEST_MASTER_KEY"
+
+
+@pytest.mark.parametrize("block, expected", [
+    ("access_token_ttl: 15m", []),
+    ("access_token_ttl: 12h", [("medium", "token_service.access_token_ttl")]),
+    ("refresh_token_ttl: 365d", [("low", "token_service.refresh_token_ttl")]),
+    ("grants: [client_credentials, password]", [("low", "token_service.grants")]),
+    ("grants: [authorization_code]\n  pkce: public_clients", [("low", "token_service.pkce")]),
+])
+def test_token_service_findings(here: Path, monkeypatch: pytest.MonkeyPatch, block: str,
+                                expected: list[tuple[str, str]]) -> None:
+    import base64
+    import os
+
+    monkeypatch.setenv(TS_ENV, base64.b64encode(os.urandom(32)).decode())
+    text = HARDENED + f"""secrets:
+  master_key_env: {TS_ENV}
+token_service:
+  enabled: true
+  issuer: https://gw.example/
+  signing_key: signing.pem
+  {block}
+"""
+    found = [(f.severity, f.path) for f in audit(load(text), now=NOW) if f.path.startswith("token_service")]
+    assert found == expected
