@@ -37,6 +37,7 @@ class Lease:
         "since",
         "inflight",
         "deny_cost",
+        "granted",
     )
 
     def __init__(self, now: float) -> None:
@@ -50,6 +51,7 @@ class Lease:
         self.count = 0  # requests since `since`
         self.since = now
         self.inflight: asyncio.Future | None = None  # single-flight refill
+        self.granted = 0  # size of the last grant: below a quarter of it, refill ahead of need
 
     def spend(self, cost: int, now: float) -> bool:
         if self.tokens >= cost and now < self.expires:

@@ -303,6 +303,7 @@ class RedisQuota(QuotaBackend):
         self._hb_task: asyncio.Task | None = None
         self._closed = False
         self.on_call: Callable[[], None] | None = None  # e.g. a metrics counter's inc
+        self._background: set[asyncio.Task] = set()  # lease prefetches in flight
 
     # -- Redis plumbing ---------------------------------------------------------------------------
     async def _script(self, src: str, key: str, *args) -> object:
@@ -411,19 +412,61 @@ class RedisQuota(QuotaBackend):
             return None
         q = _quota(requests, per, requests if burst is None else burst)
         lease = self.leases.peek((key, q.ident))
-        if lease is None or lease.inflight is not None:
+        if lease is None:
             return None
         now = self.clock()
         self.leases.expire(lease, now)
         if lease.spend(cost, now):
             lease.count += 1
+            if lease.inflight is None and lease.granted > 4 and lease.tokens * 4 < lease.granted:
+                self._prefetch(key, q, lease)  # the next refill before anyone has to wait for it
             return QuotaDecision(True, q.requests, max(0, lease.remaining) + lease.tokens,
                                  max(0.0, lease.reset_at - now), 0.0, "lease")
+        if lease.inflight is not None:
+            return None  # a refill is on its way: take() waits for it
         if now < lease.deny_until and cost >= lease.deny_cost:
             lease.count += 1
             return QuotaDecision(False, q.requests, 0, max(0.0, lease.reset_at - now),
                                  lease.deny_until - now, "lease")
         return None
+
+    def _prefetch(self, key: str, q: _Quota, lease: Lease) -> None:
+        lease.inflight = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(self._refill(key, q, lease))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _refill(self, key: str, q: _Quota, lease: Lease) -> None:
+        """A lease refill nobody waits for (yet): every token granted is spare (need 1, none
+        spent here). Takers that run dry meanwhile wait for it (lease.inflight); a failure
+        leaves the lease as it was and the next take decides (and meets the breaker)."""
+        fut = lease.inflight
+        try:
+            lease.observe(self.clock())
+            want = min(q.burst, lease.want(1, self.live_nodes, self.lease_horizon, self.max_lease))
+            try:
+                res = await self._call(
+                    lambda: self._script(
+                        GCRA_LUA, quota_key(key, self.prefix), q.r, q.t, q.burst, want, 1, ""
+                    )
+                )
+            except _Unavailable:
+                return
+            granted, remaining, used, wait = (int(x) for x in res)
+            now = self.clock()
+            lease.remaining = remaining
+            lease.reset_at = now + used / q.scale
+            if granted:
+                lease.tokens += granted
+                lease.granted = granted
+                lease.expires = now + min(self.lease_ttl, q.per)
+            else:
+                lease.deny_until = now + (math.inf if wait < 0 else wait / q.scale)
+                lease.deny_cost = 1
+        finally:
+            lease.inflight = None
+            if fut is not None and not fut.done():
+                fut.set_result(None)
 
     async def take(
         self, key: str, requests: int, per: float, cost: int = 1, *, burst: int | None = None
@@ -485,6 +528,7 @@ class RedisQuota(QuotaBackend):
             if granted:
                 if lease is not None:
                     lease.tokens += granted - need
+                    lease.granted = granted
                     lease.expires = now + min(self.lease_ttl, q.per)
                     lease.remaining = remaining
                     lease.reset_at = now + reset
