@@ -431,8 +431,12 @@ class RedisQuota(QuotaBackend):
         return None
 
     def _prefetch(self, key: str, q: _Quota, lease: Lease) -> None:
-        lease.inflight = asyncio.get_running_loop().create_future()
-        task = asyncio.get_running_loop().create_task(self._refill(key, q, lease))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the event loop (a benchmark): no prefetch
+            return
+        lease.inflight = loop.create_future()
+        task = loop.create_task(self._refill(key, q, lease))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
