@@ -290,7 +290,8 @@ class TokenServiceEndpoints:
         if user is None:
             raise OAuthError("invalid_token", "unknown subject", 401,
                              headers=[("www-authenticate", challenge + ', error="invalid_token"')])
-        doc = dict(user.claims)
+        granted = string_set(claims.get("scope"))
+        doc = {name: value for name, value in user.claims.items() if _released(name, granted)}
         doc["sub"] = user.name
         return self._json(conn, req, ctx, 200, doc)
 
@@ -509,3 +510,22 @@ def build(config: Config, shared, previous: TokenServiceEndpoints | None = None)
     if config.token_service is None:
         return None
     return TokenServiceEndpoints(config, for_shared(config, shared))
+
+
+# OpenID Connect Core §5.4: the standard claims each scope releases at userinfo. A claim of the
+# user's that no scope names (an extension claim) is released with `profile`.
+SCOPE_CLAIMS = {
+    "profile": frozenset({"name", "family_name", "given_name", "middle_name", "nickname",
+                          "preferred_username", "profile", "picture", "website", "gender",
+                          "birthdate", "zoneinfo", "locale", "updated_at"}),
+    "email": frozenset({"email", "email_verified"}),
+    "address": frozenset({"address"}),
+    "phone": frozenset({"phone_number", "phone_number_verified"}),
+}
+
+
+def _released(claim: str, granted: set[str] | frozenset[str]) -> bool:
+    for scope, names in SCOPE_CLAIMS.items():
+        if claim in names:
+            return scope in granted
+    return "profile" in granted

@@ -70,7 +70,7 @@ def test_client_credentials_basic_and_post_and_api_accepts(ts, tls_client):
     r2 = token(ts.port, tls_client, {"grant_type": "client_credentials", "client_id": "svc",
                                      "client_secret": SECRETS["svc"]}, client=None)
     assert r2.status == 200, r2.body
-    assert set(r2.json()["scope"].split()) == {"orders:read", "orders:write", "openid"}
+    assert set(r2.json()["scope"].split()) == {"orders:read", "orders:write", "openid", "profile", "email"}  # no scope asked: all the client may have
 
 
 def test_client_credentials_wrong_secret_and_unknown_client(ts, tls_client):
@@ -212,7 +212,7 @@ def _pkce() -> tuple[str, str]:
 
 def _auth_params(challenge: str | None, **over) -> dict:
     p = {"response_type": "code", "client_id": "web", "redirect_uri": REDIRECT,
-         "scope": "openid orders:read", "state": "st-123", "nonce": "n-456"}
+         "scope": "openid email orders:read", "state": "st-123", "nonce": "n-456"}
     if challenge:
         p.update(code_challenge=challenge, code_challenge_method="S256")
     p.update(over)
@@ -242,7 +242,7 @@ def test_authorization_code_flow_as_a_browser(ts, tls_client):
                                     "redirect_uri": REDIRECT, "code_verifier": verifier}, client="web")
     assert r.status == 200, r.body
     doc = r.json()
-    assert set(doc["scope"].split()) == {"openid", "orders:read"} and doc["refresh_token"]
+    assert set(doc["scope"].split()) == {"openid", "email", "orders:read"} and doc["refresh_token"]
     idt = _claims(doc["id_token"])
     assert idt["nonce"] == "n-456" and idt["aud"] == "web" and idt["sub"] == "alice"
     assert idt["iss"] == ts.issuer
@@ -250,7 +250,8 @@ def test_authorization_code_flow_as_a_browser(ts, tls_client):
     assert get(ts.port, "/orders/v1/orders/1", tls_client, headers=bearer(doc["id_token"])).status == 401
     assert get(ts.port, "/orders/v1/orders/1", tls_client, headers=bearer(doc["access_token"])).status == 200
     info = get(ts.port, "/oauth2/userinfo", tls_client, headers=bearer(doc["access_token"]))
-    assert info.status == 200 and info.json() == {"sub": "alice", "email": "alice@example.com", "name": "Alice"}
+    # OIDC Core §5.4: `email` releases the email claim; `name` needs `profile`, not granted here
+    assert info.status == 200 and info.json() == {"sub": "alice", "email": "alice@example.com"}
     # the reused code: refused, and the tokens issued from it are revoked
     again = token(ts.port, tls_client, {"grant_type": "authorization_code", "code": q["code"],
                                         "redirect_uri": REDIRECT, "code_verifier": verifier}, client="web")
@@ -421,6 +422,14 @@ def test_userinfo_needs_openid_and_a_valid_token(ts, tls_client):
     assert r.status == 403 and r.json()["error"] == "insufficient_scope"
     r = get(ts.port, "/oauth2/userinfo", tls_client, headers=bearer(tok["access_token"][:-4] + "AAAA"))
     assert r.status == 401 and r.json()["error"] == "invalid_token"
+    # the claims released follow the granted scopes (OIDC Core §5.4)
+    for scope, expected in (("openid", {"sub": "alice"}),
+                            ("openid profile", {"sub": "alice", "name": "Alice"}),
+                            ("openid profile email", {"sub": "alice", "name": "Alice", "email": "alice@example.com"})):
+        tok = token(ts.port, tls_client, {"grant_type": "password", "username": "alice",
+                                          "password": PASSWORDS["alice"], "scope": scope}).json()
+        r = get(ts.port, "/oauth2/userinfo", tls_client, headers=bearer(tok["access_token"]))
+        assert r.status == 200 and r.json() == expected, (scope, r.body)
 
 
 def test_nothing_secret_in_logs_and_storage(ts, tls_client):

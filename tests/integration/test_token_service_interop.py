@@ -56,7 +56,7 @@ def test_authlib_authorization_code_with_pkce_and_openid(ts, tls_client):
     from authlib.common.security import generate_token
 
     with _client(ts, tls_client, client_id="web", client_secret=SECRETS["web"], redirect_uri=REDIRECT,
-                 scope="openid orders:read", code_challenge_method="S256") as c:
+                 scope="openid email orders:read", code_challenge_method="S256") as c:
         verifier = generate_token(48)
         url, state = c.create_authorization_url(ts.base + "/oauth2/authorize", code_verifier=verifier,
                                                 nonce="nonce-1")
@@ -70,7 +70,7 @@ def test_authlib_authorization_code_with_pkce_and_openid(ts, tls_client):
         assert done.status_code == 302, done.text
         tok = c.fetch_token(ts.base + "/oauth2/token", authorization_response=done.headers["location"],
                             code_verifier=verifier)
-        assert tok["id_token"] and set(tok["scope"].split()) == {"openid", "orders:read"}
+        assert tok["id_token"] and set(tok["scope"].split()) == {"openid", "email", "orders:read"}
         info = c.get(ts.base + "/oauth2/userinfo").json()
         assert info["sub"] == "alice" and info["email"] == "alice@example.com"
 

@@ -55,18 +55,18 @@ applications:
     client_id: svc
     client_secret_hash: "{_h(SECRETS['svc'])}"
     grant_types: [client_credentials, password, refresh_token, jwt_bearer]
-    scopes: [orders:read, orders:write, openid]
+    scopes: [orders:read, orders:write, openid, profile, email]
   - name: web-app
     client_id: web
     client_secret_hash: "{_h(SECRETS['web'])}"
     redirect_uris: ["{REDIRECT}"]
     grant_types: [authorization_code, refresh_token]
-    scopes: [orders:read, orders:write, openid]
+    scopes: [orders:read, orders:write, openid, profile, email]
   - name: spa
     client_id: spa
     redirect_uris: ["{REDIRECT}"]
     grant_types: [authorization_code, refresh_token]
-    scopes: [orders:read, openid]
+    scopes: [orders:read, openid, profile, email]
 issuers:
   - name: partner-idp
     issuer: {PARTNER}
