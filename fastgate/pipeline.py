@@ -119,6 +119,37 @@ class Consumed:
             self.query.append(found.strip_query)
 
 
+_DECISIONS = {m: f"authentication.{m}" for m in ("api_key", "basic", "digest", "oauth2", "mtls")}
+_CONSUMED_ONE: dict[tuple, Consumed] = {}
+
+
+class _Fixed(Consumed):
+    """A Consumed shared by every request with the same single method and credential places
+    (read-only: frozenset headers, tuple query)."""
+
+    __slots__ = ()
+
+
+def _consumed_one(method_name: str, found, verified: bool) -> Consumed:
+    """What `_authenticate` strips when the API has one method: the same answer as the general
+    path (Authorization always, unless oauth2 verified the Bearer token it carries)."""
+    key = (method_name, found.strip_headers, found.strip_query, verified)
+    c = _CONSUMED_ONE.get(key)
+    if c is None:
+        c = Consumed()
+        c.headers.add(b"authorization")
+        c.add(method_name, found)
+        if method_name == "oauth2" and verified:
+            c.headers.discard(b"authorization")
+        fixed = _Fixed.__new__(_Fixed)
+        fixed.headers = frozenset(c.headers)
+        fixed.query = tuple(c.query)
+        if len(_CONSUMED_ONE) >= 1024:
+            _CONSUMED_ONE.clear()
+        c = _CONSUMED_ONE[key] = fixed
+    return c
+
+
 async def _one(data: bytes):
     yield data
 
@@ -365,11 +396,21 @@ class Pipeline:
         """Sets ctx.identity; returns every credential to strip before forwarding. Only a
         Bearer token that oauth2 itself verified is forwarded (CONTRACT.md); any other
         Authorization header, and other methods' keys, are dropped even in monitor mode."""
-        consumed = Consumed()
-        consumed.headers.add(b"authorization")
         if ar.api.mtls == "required" and ctx.peer_cert is None:
             ctx.decision = "apis.mtls"
             self._enforce(ar, ctx, errors.Unauthenticated("a client certificate is required"))
+        if len(ar.authenticators) == 1:  # the common case, without the general bookkeeping
+            method = ar.authenticators[0]
+            found = method.find(ctx, req)
+            if found is not None:
+                ctx.decision = _DECISIONS.get(method.name) or f"authentication.{method.name}"
+                try:
+                    ctx.identity = await method.verify(ctx, req, found)
+                except errors.GatewayError as err:
+                    self._enforce(ar, ctx, err)
+                return _consumed_one(method.name, found, ctx.identity is not None)
+        consumed = Consumed()
+        consumed.headers.add(b"authorization")
         deciding = None
         for method in ar.authenticators:
             found = method.find(ctx, req)
