@@ -469,8 +469,9 @@ class Pipeline:
         """Stage 8: the whole body, accepted (through threat protection when it inspects
         bodies) before the upstream request starts."""
         if ar.threat is not None and ar.threat.inspects_body:
-            return await ar.threat.read_body(ctx, req, ar.max_body,
-                                             enforce=lambda err: self._enforce(ar, ctx, err))
+            # enforce=None raises, which is what _enforce does unless the API is in monitor mode
+            return await ar.threat.read_body(ctx, req, ar.max_body, enforce=(
+                (lambda err: self._enforce(ar, ctx, err)) if ar.monitor else None))
         parts = []
         async for chunk in req.body(ar.max_body):
             parts.append(chunk)

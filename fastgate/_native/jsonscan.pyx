@@ -534,6 +534,21 @@ cdef class JsonScanner:
         self.arena_len += k
         return 0
 
+    cdef inline int _key_append_run(self, const unsigned char *s, Py_ssize_t k,
+                                    const unsigned char *end) noexcept:
+        """_key_append for a run of plain key bytes at s (end: the end of the readable input):
+        a short run is copied as one fixed 16-byte block (the arena keeps 16 bytes of room past
+        its length), not through a memcpy call of variable size."""
+        if self.arena_len + 16 + k > self.arena_cap:
+            if self._grow_arena(self.arena_len + 16 + k) < 0:
+                return -1
+        if k <= 16 and end - s >= 16:
+            memcpy(self.arena + self.arena_len, s, 16)
+        else:
+            memcpy(self.arena + self.arena_len, s, k)
+        self.arena_len += k
+        return 0
+
     cdef int _key_append_cp(self, unsigned int cp) noexcept:
         cdef unsigned char b[4]
         if cp < 0x80:
@@ -678,7 +693,7 @@ cdef class JsonScanner:
                         if run > room:
                             return self._fail(E_KEY if in_key else E_STRING, base + (p - buf) + room)
                         slen += run
-                        if in_key and self._key_append(p, run) < 0:
+                        if in_key and self._key_append_run(p, run, end) < 0:
                             return self._fail(E_NOMEM, base + (p - buf))
                         p = q
                     if p == end:
@@ -686,14 +701,45 @@ cdef class JsonScanner:
                     c = p[0]
                     if c == 0x22:  # closing quote
                         p += 1
+                        # Compact JSON chains strings: `"key":"value"`, `"value","key"` and
+                        # `"item","item"` are taken here, with the checks S_COLON, S_AFTER,
+                        # S_OBJ_KEY and S_VALUE make (same limits, same offsets); anything
+                        # else (whitespace, numbers, brackets) goes through those states.
                         if in_key:
                             in_key = 0
                             r = self._key_insert(&self.frames[depth])
                             if r != 0:
                                 return self._fail(E_DUPLICATE if r > 0 else E_NOMEM, base + (p - 1 - buf))
                             state = S_COLON
+                            if p < end and p[0] == 0x3A:  # ':'
+                                p += 1
+                                state = S_VALUE
+                                if p < end and p[0] == 0x22:  # a string value (objects count keys)
+                                    p += 1
+                                    slen = 0
+                                    smax = self.lim_string
+                                    state = S_STR
+                                    continue
                         else:
                             state = S_AFTER
+                            if end - p >= 2 and p[0] == 0x2C and p[1] == 0x22:  # ',"'
+                                if kind == K_OBJECT:
+                                    if cnt >= self.lim_object:
+                                        return self._fail(E_OBJECT, base + (p + 1 - buf))
+                                    in_key = 1
+                                    smax = self.lim_key
+                                    self.kstart = self.arena_len
+                                elif kind == K_ARRAY:
+                                    if cnt >= self.lim_array:
+                                        return self._fail(E_ARRAY, base + (p + 1 - buf))
+                                    smax = self.lim_string
+                                else:  # a ',' after the top-level value: S_AFTER refuses it
+                                    break
+                                cnt += 1
+                                slen = 0
+                                p += 2
+                                state = S_STR
+                                continue
                         break
                     if c == 0x5C:
                         if slen >= smax:
@@ -743,6 +789,16 @@ cdef class JsonScanner:
                         state = S_VALUE
                     elif kind == K_OBJECT:
                         state = S_OBJ_KEY
+                        if end - p >= 2 and p[1] == 0x22:  # ',"': the next key, as S_OBJ_KEY does
+                            if cnt >= self.lim_object:
+                                return self._fail(E_OBJECT, base + (p + 1 - buf))
+                            cnt += 1
+                            in_key = 1
+                            slen = 0
+                            smax = self.lim_key
+                            self.kstart = self.arena_len
+                            p += 1
+                            state = S_STR
                     else:
                         return self._fail(E_MALFORMED, base + (p - buf))
                     p += 1

@@ -19,6 +19,9 @@ ENTITIES: dict[bytes, bytes]  # HTML named references decoded (lowercase name ->
 def normalise(data: bytes | bytearray | memoryview, kind: Kind = "body") -> bytes:
     """The normalised bytes the scanner matches (rules: the module docstring of the .pyx)."""
 
+def _is_identity(data: bytes | bytearray | memoryview, kind: Kind = "body") -> bool:
+    """True when normalise(data, kind) == data.lower(): nothing to decode, squeeze or strip."""
+
 class Normaliser:
     """Streaming normaliser: "".join(feed(...)) + finish() == normalise(whole, kind)."""
 
@@ -51,7 +54,8 @@ class PatternSet:
     def __init__(self, rules: Iterable[tuple[str, str]], *, caseless: bool = True) -> None: ...
     def __len__(self) -> int: ...
     def scan(self, data: bytes | bytearray | memoryview, *, kind: Kind = "body") -> Match | None:
-        """Block mode over normalise(data, kind)."""
+        """Block mode over normalise(data, kind) (bytes that normalising would only lowercase
+        are matched in place by a caseless set: same verdict and offsets)."""
     def stream(self, *, kind: Kind = "body") -> ScanStream: ...
 
 class ScanStream:

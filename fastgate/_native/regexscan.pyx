@@ -46,6 +46,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Check, PyByteA
 from cpython.bytes cimport (
     PyBytes_AS_STRING,
     PyBytes_Check,
+    PyBytes_CheckExact,
     PyBytes_GET_SIZE,
 )
 from cpython.object cimport PyObject
@@ -749,6 +750,118 @@ cdef extern from *:
     Py_ssize_t fg_sq_fast(const unsigned char* s, Py_ssize_t i, Py_ssize_t n,
                           unsigned char* d, Py_ssize_t* po, int* pls) noexcept nogil
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* 1 when every stage of the normaliser leaves s as it is, except stage S's ASCII lowercasing:
+       no byte a stage starts from ('%', '&', '\\', and '+' when plus), no byte < 0x20 (NUL,
+       whitespace that S turns into a space), no overlong lead 0xC0/0xC1, no two spaces in a row
+       (S collapses runs) and no comment opener slash-star (the only way into stage S's comment
+       and executable-comment states, so '*' alone is ordinary text). The vector loops compare
+       each byte with the one before it through a second load one byte back. */
+    static int fg_rx_identity_tail(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, int plus) {
+        unsigned int prev = i > 0 ? s[i - 1] : 0;
+        for (; i < n; i++) {
+            unsigned int c = s[i];
+            if (c < 0x20 || c == 0x25 || c == 0x26 || c == 0x5C || (plus && c == 0x2B)
+                    || c == 0xC0 || c == 0xC1 || (c == 0x20 && prev == 0x20) || (c == 0x2A && prev == 0x2F))
+                return 0;
+            prev = c;
+        }
+        return 1;
+    }
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #include <immintrin.h>
+    __attribute__((target("avx2")))
+    static int fg_rx_identity_avx2(const unsigned char* s, Py_ssize_t n, int plus) {
+        Py_ssize_t i = 1;
+        const __m256i pct = _mm256_set1_epi8(0x25), amp = _mm256_set1_epi8(0x26);
+        const __m256i bsl = _mm256_set1_epi8(0x5C), pls = _mm256_set1_epi8(plus ? 0x2B : 0x25);
+        const __m256i c1f = _mm256_set1_epi8(0x1F), fe = _mm256_set1_epi8((char)0xFE);
+        const __m256i c0 = _mm256_set1_epi8((char)0xC0), sp = _mm256_set1_epi8(0x20);
+        const __m256i sl = _mm256_set1_epi8(0x2F), st = _mm256_set1_epi8(0x2A);
+        if (n < 33)
+            return fg_rx_identity_tail(s, 0, n, plus);
+        if (!fg_rx_identity_tail(s, 0, 1, plus))
+            return 0;
+        for (; n - i >= 32; i += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i*)(s + i));
+            __m256i w = _mm256_loadu_si256((const __m256i*)(s + i - 1));
+            __m256i bad = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, pct), _mm256_cmpeq_epi8(v, amp)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, bsl), _mm256_cmpeq_epi8(v, pls)));
+            bad = _mm256_or_si256(bad, _mm256_cmpeq_epi8(_mm256_min_epu8(v, c1f), v));
+            bad = _mm256_or_si256(bad, _mm256_cmpeq_epi8(_mm256_and_si256(v, fe), c0));
+            bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_cmpeq_epi8(v, sp), _mm256_cmpeq_epi8(w, sp)));
+            bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_cmpeq_epi8(v, st), _mm256_cmpeq_epi8(w, sl)));
+            if (!_mm256_testz_si256(bad, bad))
+                return 0;
+        }
+        return fg_rx_identity_tail(s, i, n, plus);
+    }
+    #endif
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static int fg_rx_identity_sse2(const unsigned char* s, Py_ssize_t n, int plus) {
+        Py_ssize_t i = 1;
+        const __m128i pct = _mm_set1_epi8(0x25), amp = _mm_set1_epi8(0x26);
+        const __m128i bsl = _mm_set1_epi8(0x5C), pls = _mm_set1_epi8(plus ? 0x2B : 0x25);
+        const __m128i c1f = _mm_set1_epi8(0x1F), fe = _mm_set1_epi8((char)0xFE);
+        const __m128i c0 = _mm_set1_epi8((char)0xC0), sp = _mm_set1_epi8(0x20);
+        const __m128i sl = _mm_set1_epi8(0x2F), st = _mm_set1_epi8(0x2A);
+        if (n < 17)
+            return fg_rx_identity_tail(s, 0, n, plus);
+        if (!fg_rx_identity_tail(s, 0, 1, plus))
+            return 0;
+        for (; n - i >= 16; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i*)(s + i));
+            __m128i w = _mm_loadu_si128((const __m128i*)(s + i - 1));
+            __m128i bad = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, pct), _mm_cmpeq_epi8(v, amp)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, bsl), _mm_cmpeq_epi8(v, pls)));
+            bad = _mm_or_si128(bad, _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v));
+            bad = _mm_or_si128(bad, _mm_cmpeq_epi8(_mm_and_si128(v, fe), c0));
+            bad = _mm_or_si128(bad, _mm_and_si128(_mm_cmpeq_epi8(v, sp), _mm_cmpeq_epi8(w, sp)));
+            bad = _mm_or_si128(bad, _mm_and_si128(_mm_cmpeq_epi8(v, st), _mm_cmpeq_epi8(w, sl)));
+            if (_mm_movemask_epi8(bad))
+                return 0;
+        }
+        return fg_rx_identity_tail(s, i, n, plus);
+    }
+    #endif
+    static int fg_rx_avx2 = -1;
+    static int fg_rx_identity(const unsigned char* s, Py_ssize_t n, int plus) {
+    #if defined(__GNUC__) && defined(__x86_64__)
+        if (fg_rx_avx2 < 0) {
+            __builtin_cpu_init();
+            fg_rx_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        }
+        if (fg_rx_avx2)
+            return fg_rx_identity_avx2(s, n, plus);
+    #endif
+    #if defined(__SSE2__)
+        return fg_rx_identity_sse2(s, n, plus);
+    #else
+        return fg_rx_identity_tail(s, 0, n, plus);
+    #endif
+    }
+    """
+    int fg_rx_identity(const unsigned char* s, Py_ssize_t n, int plus) noexcept nogil
+
+
+def _is_identity(data, str kind="body"):
+    """True when normalise(data, kind) is data with ASCII letters lowercased (nothing decoded,
+    squeezed or stripped): what PatternSet.scan checks before matching data as it is."""
+    cdef const unsigned char* p
+    cdef Py_ssize_t n
+    data = _as_bytes(data)
+    _view(data, &p, &n)
+    return bool(fg_rx_identity(p, n, _kind_code(kind) == K_QUERY))
+
+
 cdef Py_ssize_t sq_run(SqSt* st, const unsigned char* s, Py_ssize_t n, unsigned char* d,
                        bint final) noexcept nogil:
     cdef Py_ssize_t i = 0, o = 0, end
@@ -1154,7 +1267,9 @@ cdef class PatternSet:
         return f"<PatternSet {len(self.rule_ids)} rules caseless={bool(self.caseless)}>"
 
     def scan(self, data, *, str kind="body"):
-        """Block mode: normalise(data, kind), then the first match or None."""
+        """Block mode: normalise(data, kind), then the first match or None. When normalising
+        would only lowercase ASCII letters (see _is_identity) a caseless set matches `data` as it
+        is: the same verdict and offsets, without the copy."""
         cdef Norm nm
         cdef const unsigned char* p
         cdef Py_ssize_t n
@@ -1165,8 +1280,13 @@ cdef class PatternSet:
         _view(data, &p, &n)
         if self._bscan is None:
             return None
-        norm_init(&nm, k)
-        norm = norm_run(&nm, p, n, 1)
+        if self.caseless and PyBytes_CheckExact(data) and fg_rx_identity(p, n, k == K_QUERY):
+            # Normalising would only lowercase ASCII letters, which a caseless database ignores:
+            # match the bytes as they are (same length, so the same offsets), with no copy.
+            norm = <bytes>data
+        else:
+            norm_init(&nm, k)
+            norm = norm_run(&nm, p, n, 1)
         if PyBytes_GET_SIZE(norm) == 0:
             return None  # no rule matches empty data (hyperscan refuses such patterns)
         if self._bbusy:

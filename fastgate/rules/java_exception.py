@@ -24,9 +24,12 @@ JAVA_EXCEPTION: list[Rule] = [
     Rule("java_exception-thread", r"\bexception +in +thread +['\"]"),
     Rule("java_exception-caused-by", r"\bcaused +by *: *[a-z_$][\w$]*(?:\.[\w$]+)+"),
     # A qualified exception class followed by its message separator: java.io.IOException: ...
+    # (Written as one run of name characters and dots: the form with counted segments,
+    # `(?:\.[\w$]+){0,12}?\.[\w$]{0,80}`, matches a subset of this and cost hyperscan a
+    # seventh of the whole rule set's scan time on a 10 KiB JSON body.)
     Rule(
         "java_exception-class",
-        rf"\b{_PKG}(?:\.[\w$]+){{0,12}}?\.[\w$]{{0,80}}(?:exception|error|throwable) *:",
+        rf"\b{_PKG}\.[\w$.]*(?:exception|error|throwable) *:",
     ),
     # Log4Shell-style JNDI lookups, also nested: ${jndi:ldap://...}, ${${lower:j}ndi:...}
     Rule("java_exception-jndi", r"\$\{ *(?:jndi *:|\$\{|::-|(?:lower|upper) *:)"),

@@ -107,5 +107,10 @@ SQL: list[Rule] = [
         r"|['\")] *\)* *\b(?:order|group) +by +\d+ ?$|\bhaving +\d+ *= *\d+",
     ),
     # A string concatenated with a subquery: '||(SELECT ...)||', '+(select ...)+'
-    Rule("sql-concat-subquery", rf"['\"] *(?:\|\||\+|&) *\(* *{_SEL}\b"),
+    # (one alternative per operator: the same matches as `['"] *(?:\|\||\+|&) *...`, and
+    # hyperscan anchors each on its operator instead of on every quote of a JSON body)
+    Rule(
+        "sql-concat-subquery",
+        "|".join(rf"['\"] *{op} *\(* *{_SEL}\b" for op in (r"\|\|", r"\+", "&")),
+    ),
 ]

@@ -410,6 +410,74 @@ def test_idempotent_when_nothing_left_to_decode(data: bytes, kind: str) -> None:
     assert normalise(once, kind) == once
 
 
+
+# ---------------------------------------------------------------------------------------------
+# The identity fast path: PatternSet.scan matches bytes as they are when normalising would only
+# lowercase them (a caseless database does not see case); a bytearray always takes the slow path
+# ---------------------------------------------------------------------------------------------
+UPPER_ATTACKS = st.lists(
+    st.sampled_from([
+        b"UNION", b" SELECT ", b"' OR '1'='1", b"' Or 1=1", b"<SCRIPT>", b"</Script", b"JaVaScRiPt:",
+        b"ALERT(1)", b"..", b"/", b"\\", b"ETC/PASSWD", b"<!--#EXEC CMD=", b"; DROP TABLE users",
+        b"${JNDI:LDAP:", b"COUNT(/*)", b"SLEEP(5)", b"Java.Lang.Runtime", b"&", b"%", b"+", b"*",
+        b" ", b"  ", b"\t", b"'", b'"', b"(", b")", b"=", b":", b"A", b"z", b"9", b"\xc3\xa9",
+        b"\xc0", b"\x00", b"{", b"}", b",", b"|", b"`", b"$", b";", b"/*", b"*/", b"\xff",
+    ]),
+    max_size=30,
+).map(b"".join)
+ALL_RULES = select_rules(
+    ["sql", "javascript", "ssi", "xpath", "java_exception", "path_traversal", "command", "demo"]
+)
+
+
+def _is_identity_oracle(data: bytes, kind: str) -> bool:
+    triggers = b"%&\\" + (b"+" if kind == "query" else b"")
+    return not (any(c < 0x20 or c in triggers or c in (0xC0, 0xC1) for c in data)
+                or b"  " in data or b"/*" in data)
+
+
+LONG_PLAIN = st.lists(st.sampled_from([b"a", b"Z", b" ", b"/", b"*", b'"', b":", b",", b"\xc3\xa9", b"{"]),
+                      min_size=20, max_size=200).map(b"".join)
+
+
+@SETTINGS
+@given(st.one_of(texts, UPPER_ATTACKS, LONG_PLAIN, st.binary(min_size=30, max_size=300)), kinds)
+@example(b"a" * 15 + b"  b", "body")  # pairs across the 16- and 32-byte blocks (they start at 1)
+@example(b"a" * 16 + b"  b", "body")
+@example(b"a" * 32 + b"  b" * 20, "body")
+@example(b"a" * 15 + b"/*b", "json")
+@example(b"a" * 32 + b"/*" + b"b" * 40, "json")
+@example(b" " + b"a" * 40, "json")  # the first byte alone, then the vector loop
+@example(b"a" * 31 + b"%", "query")
+@example(b"a" * 64 + b"\x00", "header")
+@example(b"A" * 40 + b"+", "query")
+def test_identity_check_means_only_lowercasing(data: bytes, kind: str) -> None:
+    ident = regexscan._is_identity(data, kind)
+    assert ident == _is_identity_oracle(data, kind)
+    if ident:
+        assert normalise(data, kind) == data.lower()
+
+
+@pytest.fixture(scope="module")
+def all_rules() -> PatternSet:
+    return PatternSet(ALL_RULES)
+
+
+@SETTINGS
+@given(st.one_of(UPPER_ATTACKS, texts), kinds)
+@example(b"' OR '1'='1", "body")
+@example(b"<SCRIPT>alert(1)</SCRIPT>", "json")
+def test_scan_fast_path_equals_slow_path(all_rules: PatternSet, data: bytes, kind: str) -> None:
+    assert all_rules.scan(data, kind=kind) == all_rules.scan(bytearray(data), kind=kind)
+
+
+def test_fast_path_only_for_caseless_sets() -> None:
+    # caseless=False: "ABC" must be lowercased before matching, so no fast path
+    assert regexscan._is_identity(b"ABC", "body")
+    assert PatternSet([("r", "abc")], caseless=False).scan(b"xABC") == Match("r", 4)
+    assert PatternSet([("r", "abc")]).scan(b"xABC") == Match("r", 4)
+    assert PatternSet([("r", "abc")]).scan(b"") is None
+
 def test_normalise_linear_and_bounded_on_large_input() -> None:
     big = (b"%25%32%37&#x3c;\\u0041/*x*/  \x00" * 40000)[:1 << 20]
     out = normalise(big, "body")

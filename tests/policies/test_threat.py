@@ -127,6 +127,60 @@ def test_head_scan_query_and_headers_but_not_credentials():
         p.check_head(_ctx(), Req([], headers=[(b"x-note", attack)]), "/a", "", frozenset())
 
 
+
+def test_head_verdicts_are_remembered_and_stay_the_same(monkeypatch):
+    from fastgate.policies.threat import policy as mod
+
+    p = _policy()
+    attack = b"' or 1=1 --"
+    for _ in range(3):  # the second and third time from the memo: same verdicts, same rule
+        p.check_head(_ctx(), Req([], headers=[(b"accept", b"application/json")]), "/a/x", "q=1", frozenset())
+        for where in ({"headers": [(b"x-note", attack)]}, {"query": "q=1%27%20OR%201%3D1"},
+                      {"path": "/a/%27%20or%201=1%20--"}):
+            ctx = _ctx()
+            with pytest.raises(errors.ThreatDetected):
+                p.check_head(ctx, Req([], headers=where.get("headers")), where.get("path", "/a"),
+                             where.get("query", ""), frozenset())
+            assert ctx.decision.startswith("threat_protection.regex:demo-sqli")
+    assert p._memo_header[attack] is not None and p._memo_header[b"application/json"] is None
+    # bounded: emptied when full; values past HEAD_MEMO_BYTES are scanned every time
+    monkeypatch.setattr(mod, "HEAD_MEMO_ENTRIES", 4)
+    for i in range(10):
+        p.check_head(_ctx(), Req([], headers=[(b"x-n", b"v%d" % i)]), "/a", "", frozenset())
+        assert len(p._memo_header) <= 4
+    long = b"x" * (mod.HEAD_MEMO_BYTES + 1)
+    p.check_head(_ctx(), Req([], headers=[(b"x-long", long)]), "/a", "", frozenset())
+    assert long not in p._memo_header
+    with pytest.raises(errors.ThreatDetected):
+        p.check_head(_ctx(), Req([], headers=[(b"x-long", long + attack)]), "/a", "", frozenset())
+
+
+def _outcome(p, chunks, ctype, monitor=False):
+    ctx = _ctx()
+    seen = []
+    enforce = seen.append if monitor else None
+    try:
+        body = run(p.read_body(ctx, Req(chunks, ctype), 8 << 20, enforce=enforce))
+    except errors.GatewayError as e:
+        return (type(e).__name__, e.detail, ctx.decision)
+    return (body, ctx.decision, [(type(e).__name__, e.detail) for e in seen])
+
+
+@pytest.mark.parametrize("ctype", [b"application/json", b"application/xml", b"text/plain", None])
+@pytest.mark.parametrize("body", [
+    b'{"a": [1, 2], "b": "x"}', b'{"a": [[[[1]]]]}', b'{"a": 1, "a": 2}', b'{"a": 1',
+    b'{"q": "1\' union select 1,2 --"}', b"<a><b>text</b></a>", b"<!DOCTYPE a><a/>",
+    b"<a><b><c><d/></c></b></a>", b"plain ' or 1=1 -- text", b"   ", b'  {"ok": true}  ',
+    b'{"s": "' + b"x" * 2000 + b'"}',
+])
+@pytest.mark.parametrize("monitor", [False, True])
+def test_one_piece_and_many_pieces_give_the_same_outcome(body, ctype, monitor):
+    """A body read in one piece is scanned whole; in pieces, as it arrives: same verdicts."""
+    p = _policy()
+    whole = _outcome(p, [body], ctype, monitor)
+    assert _outcome(p, [body[i:i + 1] for i in range(len(body))], ctype, monitor) == whole
+    assert _outcome(p, [body[:3], body[3:]], ctype, monitor) == whole
+
 def test_monitor_records_and_still_returns_the_body():
     p = _policy()
     seen = []

@@ -20,6 +20,11 @@ from ..shared import SharedState
 XSD_INLINE_BYTES = 64 * 1024  # larger documents are validated off the event loop
 # Header values the gateway consumes as credentials are not scanned (they are never forwarded).
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"proxy-authorization", b"cookie"})
+# Head values scanned once and remembered per policy (paths, queries and header values repeat
+# from request to request); longer values are scanned every time.
+HEAD_MEMO_ENTRIES = 512
+HEAD_MEMO_BYTES = 256
+_MISS = object()
 
 
 def _is_json_type(ctype: bytes) -> bool:
@@ -49,10 +54,15 @@ class ThreatPolicy:
             key = ("regex", tuple(rules))
             self.patterns = shared.get(key, lambda: PatternSet(rules))  # compiling costs ~0.2 s
             self.scan = frozenset(tp.regex.scan)
+        self._memo_path: dict[str, str | None] = {}
+        self._memo_query: dict[str, str | None] = {}
+        self._memo_header: dict[bytes, str | None] = {}
         self.json_limits = self.xml_limits = None
+        self._JsonScanner = self._XmlScanner = self._scan_json = self._scan_xml = None
         if tp.json is not None:
-            from ..._native.jsonscan import JsonLimits
+            from ..._native.jsonscan import JsonLimits, JsonScanner, scan_json
 
+            self._JsonScanner, self._scan_json = JsonScanner, scan_json
             j = tp.json
             self.json_limits = JsonLimits(
                 max_depth=j.max_depth, max_string_length=j.max_string_length,
@@ -60,8 +70,9 @@ class ThreatPolicy:
                 max_object_entries=j.max_object_entries, max_bytes=j.max_bytes)
         self.xsd = None
         if tp.xml is not None:
-            from ..._native.xmlscan import XmlLimits
+            from ..._native.xmlscan import XmlLimits, XmlScanner, scan_xml
 
+            self._XmlScanner, self._scan_xml = XmlScanner, scan_xml
             x = tp.xml
             self.xml_limits = XmlLimits(
                 max_depth=x.max_depth, max_elements=x.max_elements, max_attributes=x.max_attributes,
@@ -80,23 +91,39 @@ class ThreatPolicy:
 
     # ---------------------------------------------------------------- head (stage 4)
     def check_head(self, ctx, req, raw_path: str, query: str, skip_headers: frozenset[bytes]) -> None:
-        ps = self.patterns
-        if ps is None:
+        if self.patterns is None:
             return
         hit = None
-        if "path" in self.scan:
-            hit = ps.scan(raw_path.encode("latin-1"), kind="path")
-        if hit is None and query and "query" in self.scan:
-            hit = ps.scan(query.encode("latin-1"), kind="query")
-        if hit is None and "headers" in self.scan:
+        scan = self.scan
+        if "path" in scan:
+            hit = self._scan_head(raw_path, "path", self._memo_path)
+        if hit is None and query and "query" in scan:
+            hit = self._scan_head(query, "query", self._memo_query)
+        if hit is None and "headers" in scan:
+            memo = self._memo_header
             for name, value in req.headers:
                 if name in CREDENTIAL_HEADERS or name in skip_headers or name == b"host":
                     continue
-                hit = ps.scan(value, kind="header")
+                hit = self._scan_head(value, "header", memo)
                 if hit is not None:
                     break
         if hit is not None:
-            self._threat(ctx, hit.rule_id)
+            self._threat(ctx, hit)
+
+    def _scan_head(self, value, kind: str, memo: dict):
+        """The rule id that matches `value` (a str path or query, or a bytes header value), or
+        None. Verdicts are a function of (value, kind, rules): a head value seen before (the same
+        Content-Type, Accept or path on every request) is answered from `memo`, bounded by
+        HEAD_MEMO_ENTRIES values of at most HEAD_MEMO_BYTES (emptied when full)."""
+        hit = memo.get(value, _MISS)
+        if hit is _MISS:
+            m = self.patterns.scan(value.encode("latin-1") if kind != "header" else value, kind=kind)
+            hit = None if m is None else m.rule_id
+            if len(value) <= HEAD_MEMO_BYTES:
+                if len(memo) >= HEAD_MEMO_ENTRIES:
+                    memo.clear()
+                memo[value] = hit
+        return hit
 
     def _threat(self, ctx, rule_id: str) -> None:
         ctx.decision = f"threat_protection.regex:{rule_id}"
@@ -107,10 +134,15 @@ class ThreatPolicy:
     async def read_body(self, ctx, req, max_body: int, enforce=None) -> bytes:
         """The whole body, accepted: every chunk is scanned as it arrives; anything that fails
         raises before a byte reaches the upstream. `enforce(err)` decides what a violation does
-        (raise it, or, in monitor mode, record it and return): after a recorded violation the
-        body is still read whole but no longer scanned."""
+        (raise it, or, in monitor mode, record it and return; None: raise): after a recorded
+        violation the body is still read whole but no longer scanned.
+
+        A body that arrives in one piece (its first chunk is all Content-Length announced; the
+        usual case up to tens of KiB) is scanned in one native call per scanner once read: no
+        byte of it could be refused any earlier."""
         limit = min(max_body, self.buffer_limit)
-        if req.content_length > limit:
+        expected = req.content_length
+        if expected > limit:
             raise errors.PayloadTooLarge(f"body larger than {limit} bytes")
         ctype = b""
         for name, value in req.headers:
@@ -118,40 +150,49 @@ class ThreatPolicy:
                 ctype = value
                 break
         kind = None  # "json" | "xml" | "" (neither), decided at the first non-space byte
-        if _is_json_type(ctype) and self.json_limits is not None:
-            kind = "json"
+        if ctype == b"application/json" or _is_json_type(ctype):
+            if self.json_limits is not None:
+                kind = "json"
         elif _is_xml_type(ctype) and self.xml_limits is not None:
             kind = "xml"
-        state = _BodyScan(self, ctx, kind)
+        state = None
         chunks: list[bytes] = []
         size = 0
         try:
             async for chunk in req.body(limit):
                 size += len(chunk)
                 chunks.append(chunk)
+                if state is None:
+                    if size == expected:
+                        continue  # all of it, in one piece: scanned whole below
+                    state = _BodyScan(self, ctx, kind)
+                    for i in range(len(chunks) - 1):  # a first piece held back above, if any
+                        self._feed(state, chunks[:i + 1], chunks[i], enforce)
                 if state.active:
-                    try:
-                        state.feed(chunks, chunk)
-                    except errors.GatewayError as err:
-                        state.active = False  # monitor mode: read on, scan no further
-                        (enforce or _raise)(err)
-            if state.active:
+                    self._feed(state, chunks, chunk, enforce)
+            if state is not None and state.active:
                 try:
                     state.finish()
                 except errors.GatewayError as err:
                     state.active = False
                     (enforce or _raise)(err)
         finally:
-            state.stop()
-        body = b"".join(chunks)
-        if state.clean and self.patterns is not None and "body" in self.scan and body:
-            hit = self.patterns.scan(body, kind="json" if state.kind == "json" else "body")
+            if state is not None:
+                state.stop()
+        if state is None:
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            kind, clean = self._scan_whole(ctx, body, kind, enforce)
+        else:
+            body = b"".join(chunks)
+            kind, clean = state.kind, state.clean
+        if clean and self.patterns is not None and "body" in self.scan and body:
+            hit = self.patterns.scan(body, kind="json" if kind == "json" else "body")
             if hit is not None:
                 try:
                     self._threat(ctx, hit.rule_id)
                 except errors.GatewayError as err:
                     (enforce or _raise)(err)
-        if state.kind == "xml" and self.xsd is not None:
+        if kind == "xml" and self.xsd is not None:
             try:
                 await self._validate_xsd(body)
             except errors.GatewayError as err:
@@ -159,7 +200,30 @@ class ThreatPolicy:
         ctx.bytes_in = size
         return body
 
-    def _sniff(self, chunks: list[bytes]) -> str | None:
+    @staticmethod
+    def _feed(state, chunks: list[bytes], chunk: bytes, enforce) -> None:
+        try:
+            state.feed(chunks, chunk)
+        except errors.GatewayError as err:
+            state.active = False  # monitor mode: read on, scan no further
+            (enforce or _raise)(err)
+
+    def _scan_whole(self, ctx, body: bytes, kind: str | None, enforce) -> tuple[str | None, bool]:
+        """The structural scan of a body read whole: the same verdicts, limits and offsets as
+        feeding it in pieces (the scanners' invariant). Returns (kind, no violation)."""
+        if kind is None:
+            kind = self._sniff((body,))
+        try:
+            if kind == "json":
+                self._scan_json(body, self.json_limits)
+            elif kind == "xml":
+                self._scan_xml(body, self.xml_limits)
+        except errors.PayloadRejected as e:
+            (enforce or _raise)(_rejected(ctx, e))
+            return kind, False
+        return kind, True
+
+    def _sniff(self, chunks) -> str | None:
         """A lying or missing Content-Type does not skip the scanners: the first non-space
         byte says JSON ('{' or '[') or XML ('<')."""
         for c in chunks:
@@ -178,12 +242,7 @@ class ThreatPolicy:
         try:
             fn(*args)
         except errors.PayloadRejected as e:
-            if e.limit == "max_bytes":
-                raise errors.PayloadTooLarge("body larger than the protection's max_bytes") from None
-            if ctx is not None:
-                ctx.decision = f"threat_protection.{e.limit}"
-            raise errors.PayloadRejected(e.limit, e.offset, detail=f"limit exceeded: {e.limit}"
-                                         if e.limit != "malformed" else "malformed document") from None
+            raise _rejected(ctx, e) from None
 
     async def _validate_xsd(self, body: bytes) -> None:
         if len(body) > XSD_INLINE_BYTES:
@@ -196,6 +255,16 @@ class ThreatPolicy:
 
 def _raise(err: errors.GatewayError) -> None:
     raise err
+
+
+def _rejected(ctx, e: errors.PayloadRejected) -> errors.GatewayError:
+    """What a scanner's PayloadRejected becomes: 413 for max_bytes, else 400 naming the limit."""
+    if e.limit == "max_bytes":
+        return errors.PayloadTooLarge("body larger than the protection's max_bytes")
+    if ctx is not None:
+        ctx.decision = f"threat_protection.{e.limit}"
+    return errors.PayloadRejected(e.limit, e.offset, detail=f"limit exceeded: {e.limit}"
+                                  if e.limit != "malformed" else "malformed document")
 
 
 class _BodyScan:
@@ -219,13 +288,9 @@ class _BodyScan:
         # than a stream per request (benchmarks/README.md "Policy cost").
         p = self.policy
         if self.kind == "json":
-            from ..._native.jsonscan import JsonScanner
-
-            self.scanner = JsonScanner(p.json_limits)
+            self.scanner = p._JsonScanner(p.json_limits)
         elif self.kind == "xml":
-            from ..._native.xmlscan import XmlScanner
-
-            self.scanner = XmlScanner(p.xml_limits)
+            self.scanner = p._XmlScanner(p.xml_limits)
 
     def feed(self, chunks: list[bytes], chunk: bytes) -> None:
         if self.kind is None:
