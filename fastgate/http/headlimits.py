@@ -12,6 +12,9 @@ from ..config.model import Limits
 from ..errors import BadRequest, HeadersTooLarge, UriTooLong
 
 _FRAMING = re.compile(rb"\n(content-length|transfer-encoding)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
+# One pass for what is rare: a line that starts with a space or tab (obs-fold), or a framing header
+# name (every _FRAMING match starts with one). Substring tests cost ~4x as much on a 500 B token.
+_RARE = re.compile(rb"\n(?:[ \t]|(?i:content-length|transfer-encoding))")
 
 
 def check_partial(buf: bytes | bytearray, limits: Limits) -> None:
@@ -39,22 +42,23 @@ def check_head(head: bytes, limits: Limits) -> None:
     lines = head.count(b"\n", nl + 1) - 1
     if lines > limits.max_headers:
         raise HeadersTooLarge("too many request headers")
+    if _RARE.search(head, nl) is None:
+        return  # the common head: no folded line, no framing header
     if b"\n " in head or b"\n\t" in head:
         # RFC 9112 §5.2: obs-fold is rejected, not unfolded (h11 would unfold it).
         raise BadRequest("obsolete line folding")
-    if b"ength" in head or b"ENGTH" in head or b"ncoding" in head or b"NCODING" in head:
-        matches = list(_FRAMING.finditer(head, nl))
-        found = [m.group(1).lower() for m in matches]
-        for m in matches:
-            # RFC 9110 §8.6 lets a recipient merge "3, 3"; we refuse every list form instead.
-            if m.group(1).lower() == b"content-length" and not m.group(2).rstrip(b" \t").isdigit():
-                raise BadRequest("invalid Content-Length")
-        if len(found) > 1:
-            # RFC 9112 §6.3: CL with TE, or several CL, is how requests are smuggled.
-            if b"transfer-encoding" in found and b"content-length" in found:
-                raise BadRequest("both Content-Length and Transfer-Encoding")
-            if found.count(b"content-length") > 1:
-                raise BadRequest("more than one Content-Length")
+    matches = list(_FRAMING.finditer(head, nl))
+    found = [m.group(1).lower() for m in matches]
+    for m in matches:
+        # RFC 9110 §8.6 lets a recipient merge "3, 3"; we refuse every list form instead.
+        if m.group(1).lower() == b"content-length" and not m.group(2).rstrip(b" \t").isdigit():
+            raise BadRequest("invalid Content-Length")
+    if len(found) > 1:
+        # RFC 9112 §6.3: CL with TE, or several CL, is how requests are smuggled.
+        if b"transfer-encoding" in found and b"content-length" in found:
+            raise BadRequest("both Content-Length and Transfer-Encoding")
+        if found.count(b"content-length") > 1:
+            raise BadRequest("more than one Content-Length")
 
 
 def check_parsed(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], limits: Limits) -> None:
