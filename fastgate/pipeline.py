@@ -17,6 +17,7 @@ import orjson
 
 from . import errors
 from .http.server import Request, ServerConnection, new_context
+from .quota import whole_seconds
 from .routing import normalise_path, upstream_path
 
 log = logging.getLogger("fastgate")
@@ -205,7 +206,7 @@ def _ratelimit_headers(ctx) -> list[tuple[bytes, bytes]]:
     return [
         (b"ratelimit-limit", b"%d" % d.limit),
         (b"ratelimit-remaining", b"%d" % d.remaining),
-        (b"ratelimit-reset", b"%d" % _ceil(d.reset_after)),
+        (b"ratelimit-reset", b"%d" % whole_seconds(d.reset_after)),
     ]
 
 
@@ -214,13 +215,6 @@ _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 def _reason(status: int) -> bytes:
     return _REASONS.get(status, b"Unknown")
-
-
-def _ceil(x: float) -> int:
-    if x != x or x > 86400 * 365:  # nan/inf (a cost no bucket can ever hold): a year is "never"
-        return 86400 * 365
-    n = int(x)
-    return n if n >= x else n + 1
 
 
 def problem_body(err: errors.GatewayError, request_id: str) -> bytes:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["LocalQuota", "QuotaBackend", "QuotaDecision", "RedisQuota"]
+__all__ = ["LocalQuota", "QuotaBackend", "QuotaDecision", "RedisQuota", "whole_seconds"]
 
 SOURCES = ("redis", "lease", "local", "allow", "deny")
 
@@ -32,6 +32,18 @@ class QuotaDecision:
     reset_after: float
     retry_after: float
     source: str
+
+
+NEVER = 86400 * 365  # seconds: what "never" reads as in Retry-After / RateLimit-Reset
+
+
+def whole_seconds(x: float) -> int:
+    """Seconds rounded up, for Retry-After and RateLimit-Reset; nan/inf (a cost no bucket can
+    ever hold) and anything past a year read as a year."""
+    if x != x or x > NEVER:
+        return NEVER
+    n = int(x)
+    return n if n >= x else n + 1
 
 
 class QuotaBackend:

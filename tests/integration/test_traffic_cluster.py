@@ -6,13 +6,13 @@ recovery is automatic."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import time
 
 import pytest
 
+from fastgate.credentials import api_key_hash
 from tests.helpers import connect, read_response
 from tests.integration.conftest import RedisServer, config_yaml, need_redis_server
 from tests.integration.test_traffic_control import metrics
@@ -20,15 +20,11 @@ from tests.integration.test_traffic_control import metrics
 QUOTA = 300  # per hour: refill (one every 12 s) is negligible during a run
 
 
-def _hash(key: str) -> str:
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-
-
 def cluster_config(pki, echo, redis_url: str, on_unavailable: str = "deny", timeout: str = "100ms") -> str:
     apps = "".join(
         f"""  - name: app{i}
     tier: q
-    api_keys: [{{id: k{i}, hash: "{_hash(f'cluster-key-{i}-0123456789')}"}}]
+    api_keys: [{{id: k{i}, hash: "{api_key_hash(f'cluster-key-{i}-0123456789')}"}}]
 """ for i in range(3))
     extra = f"""redis:
   url: {redis_url}
@@ -40,7 +36,7 @@ tiers:
 applications:
 {apps}  - name: bwapp
     tier: bw
-    api_keys: [{{id: kbw, hash: "{_hash('cluster-bw-key-0123456789')}"}}]
+    api_keys: [{{id: kbw, hash: "{api_key_hash('cluster-bw-key-0123456789')}"}}]
 """
     apis = f"""
   - name: echo

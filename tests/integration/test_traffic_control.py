@@ -4,21 +4,17 @@ level and tier, a reload that keeps counters and applies a changed tier, and Red
 
 from __future__ import annotations
 
-import hashlib
 import socket
 import time
 
 import pytest
 
+from fastgate.credentials import api_key_hash
 from tests.helpers import connect, read_response
 from tests.integration.conftest import config_yaml
 
 KEYS = {"gold": "gold-key-0123456789abcdef", "silver": "silver-key-0123456789abcdef",
         "bronze": "bronze-key-0123456789abcdef"}
-
-
-def _hash(key: str) -> str:
-    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def tiers_and_apps(silver: str = "{requests: 4, per: 1m}") -> str:
@@ -30,14 +26,14 @@ def tiers_and_apps(silver: str = "{requests: 4, per: 1m}") -> str:
 applications:
   - name: goldapp
     tier: gold
-    api_keys: [{{id: g1, hash: "{_hash(KEYS['gold'])}"}}]
+    api_keys: [{{id: g1, hash: "{api_key_hash(KEYS['gold'])}"}}]
   - name: silverapp
     tier: silver
-    api_keys: [{{id: s1, hash: "{_hash(KEYS['silver'])}"}}]
+    api_keys: [{{id: s1, hash: "{api_key_hash(KEYS['silver'])}"}}]
     subscriptions: [{{api: sub, tier: tiny}}]
   - name: bronzeapp
     tier: bronze
-    api_keys: [{{id: b1, hash: "{_hash(KEYS['bronze'])}"}}]
+    api_keys: [{{id: b1, hash: "{api_key_hash(KEYS['bronze'])}"}}]
 """
 
 

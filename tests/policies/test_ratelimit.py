@@ -12,8 +12,9 @@ from fastgate import errors
 from fastgate.config.loader import load_config
 from fastgate.context import RequestContext
 from fastgate.identity import Identity
-from fastgate.policies.ratelimit.policy import TrafficControl, _client_key, build
+from fastgate.policies.ratelimit.policy import TrafficControl, build
 from fastgate.policies.shared import SharedState
+from fastgate.policies.throttle import ip_key
 from fastgate.quota import LocalQuota
 from fastgate.quota.bandwidth import BandwidthMeter
 
@@ -282,7 +283,7 @@ def test_bandwidth_meter_bounded() -> None:
     assert len(m) == 100
 
 
-def test_client_key() -> None:
-    assert _client_key("192.0.2.1") == "192.0.2.1"
-    assert _client_key("2001:db8::1") == _client_key("2001:db8::ffff") == "2001:db8::/64"
-    assert _client_key("::ffff:192.0.2.1") == "192.0.2.1"
+def test_client_key() -> None:  # anonymous quotas key clients as the login throttle does
+    assert ip_key("192.0.2.1") == "192.0.2.1"
+    assert ip_key("2001:db8::1") == ip_key("2001:db8::ffff") == "2001:db8::/64"
+    assert ip_key("::ffff:192.0.2.1") == "192.0.2.1"

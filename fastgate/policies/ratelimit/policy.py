@@ -12,20 +12,17 @@ quota, not its numbers, so a reload keeps counters and a changed tier applies at
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import socket
 
 from ... import errors
 from ...config.model import Api, Config, RedisSettings, Tier
-from ...quota import LocalQuota, QuotaDecision
+from ...quota import LocalQuota, QuotaDecision, whole_seconds
 from ...quota.bandwidth import BandwidthMeter
 from ..authorization.templates import compile_template, method_set, split_path
+from ..throttle import ip_key
 
 __all__ = ["Limit", "TrafficControl", "build", "stores"]
-
-YEAR = 86400 * 365
-
 
 class Limit:
     """One count quota a request may spend: the level and tier it reports as, its key, numbers."""
@@ -178,7 +175,7 @@ class TrafficControl:
                 if wait > 0.0:
                     ctx.decision = bw.decision
                     raise _tagged(errors.RateLimited("bandwidth quota exceeded",
-                                                     headers=[("retry-after", str(_ceil(wait)))]),
+                                                     headers=[("retry-after", str(whole_seconds(wait)))]),
                                   bw.level, bw.tier)
             for lim in plan.counted:
                 best = await self._take(ctx, lim, best)
@@ -188,7 +185,7 @@ class TrafficControl:
             best = await self._take(ctx, self.api_limit, best)
         if self.anonymous is not None:
             w = self.anonymous
-            lim = Limit("anonymous", "", "anon:" + self.api + ":" + _client_key(ctx.client_ip),
+            lim = Limit("anonymous", "", "anon:" + self.api + ":" + ip_key(ctx.client_ip),
                         w.requests, w.per)
             best = await self._take(ctx, lim, best)
         if best is not None:
@@ -200,7 +197,7 @@ class TrafficControl:
                 d = await self.backend.take(lim.key, lim.requests, lim.per)
             if not d.allowed:
                 ctx.decision = lim.decision
-                retry = [("retry-after", str(max(1, _ceil(d.retry_after))))]
+                retry = [("retry-after", str(max(1, whole_seconds(d.retry_after))))]
                 if d.source == "deny":
                     raise _tagged(errors.Unavailable("rate-limit store unavailable", headers=retry),
                                   "backend", "")
@@ -217,7 +214,7 @@ class TrafficControl:
         if d.allowed:
             return d if best is None or d.remaining < best.remaining else best
         ctx.decision = lim.decision
-        retry = [("retry-after", str(max(1, _ceil(d.retry_after))))]
+        retry = [("retry-after", str(max(1, whole_seconds(d.retry_after))))]
         if d.source == "deny":  # Redis down and on_unavailable: deny (fail closed)
             raise _tagged(errors.Unavailable("rate-limit store unavailable", headers=retry),
                           lim.level, lim.tier)
@@ -236,25 +233,6 @@ def _tagged(err: errors.GatewayError, level: str, tier: str) -> errors.GatewayEr
     err.level = level
     err.tier = tier
     return err
-
-
-def _client_key(ip: str) -> str:
-    """Per client: an IPv4 address, or an IPv6 /64 (one host usually owns a whole /64)."""
-    if ":" not in ip:
-        return ip
-    try:
-        net = ipaddress.IPv6Network((ip.split("%", 1)[0], 64), strict=False)
-    except ValueError:
-        return ip
-    mapped = ipaddress.IPv6Address(ip.split("%", 1)[0]).ipv4_mapped
-    return str(mapped) if mapped is not None else str(net)
-
-
-def _ceil(x: float) -> int:
-    if x != x or x > YEAR:
-        return YEAR
-    n = int(x)
-    return n if n >= x else n + 1
 
 
 def build(api: Api, config: Config, shared) -> TrafficControl | None:
