@@ -457,16 +457,7 @@ class RedisQuota(QuotaBackend):
             except _Unavailable:
                 return
             granted, remaining, used, wait = (int(x) for x in res)
-            now = self.clock()
-            lease.remaining = remaining
-            lease.reset_at = now + used / q.scale
-            if granted:
-                lease.tokens += granted
-                lease.granted = granted
-                lease.expires = now + min(self.lease_ttl, q.per)
-            else:
-                lease.deny_until = now + (math.inf if wait < 0 else wait / q.scale)
-                lease.deny_cost = 1
+            self._record(lease, q, granted, remaining, used, wait, need=1, spent=0)
         finally:
             lease.inflight = None
             if fut is not None and not fut.done():
@@ -511,6 +502,22 @@ class RedisQuota(QuotaBackend):
         want = min(q.burst, lease.want(cost, self.live_nodes, self.lease_horizon, self.max_lease))
         return await self._ask(key, q, cost, max(cost, want), lease)
 
+    def _record(self, lease: Lease, q: _Quota, granted: int, remaining: int, used: int, wait: int,
+                *, need: int, spent: int) -> None:
+        """One script reply into the lease (from a take's refill or a prefetch): the tokens
+        granted beyond the `spent` this call used are kept; a denial is cached until it lifts."""
+        now = self.clock()
+        lease.remaining = remaining
+        lease.reset_at = now + used / q.scale
+        if granted:
+            lease.tokens += granted - spent
+            lease.granted = granted
+            lease.expires = now + min(self.lease_ttl, q.per)
+            lease.deny_until = 0.0
+        else:
+            lease.deny_until = now + (math.inf if wait < 0 else wait / q.scale)
+            lease.deny_cost = need
+
     async def _ask(
         self, key: str, q: _Quota, need: int, want: int, lease: Lease | None
     ) -> QuotaDecision:
@@ -527,24 +534,14 @@ class RedisQuota(QuotaBackend):
             except _Unavailable:
                 return self._fallback(key, q, need)
             granted, remaining, used, wait = (int(x) for x in res)
-            now = self.clock()
             reset = used / q.scale
+            if lease is not None:
+                self._record(lease, q, granted, remaining, used, wait, need=need, spent=need)
             if granted:
                 if lease is not None:
-                    lease.tokens += granted - need
-                    lease.granted = granted
-                    lease.expires = now + min(self.lease_ttl, q.per)
-                    lease.remaining = remaining
-                    lease.reset_at = now + reset
-                    lease.deny_until = 0.0
                     remaining += lease.tokens
                 return QuotaDecision(True, q.requests, remaining, reset, 0.0, "redis")
             retry = math.inf if wait < 0 else wait / q.scale
-            if lease is not None:
-                lease.remaining = remaining
-                lease.reset_at = now + reset
-                lease.deny_until = now + retry
-                lease.deny_cost = need
             return QuotaDecision(False, q.requests, remaining, reset, retry, "redis")
         finally:
             if lease is not None:
