@@ -160,10 +160,11 @@ class Gateway:
     async def _start_quota(self) -> None:
         """A Redis quota store heartbeats from the start, so every node knows the live-node count
         (lease sizes, and each node's share if Redis goes away) before its first request."""
-        stores = getattr(self.runtime.shared, "quota_stores", None)
-        if stores is not None and hasattr(stores[1], "start") and not getattr(stores[1], "_hb_task", None):
-            stores[1].on_call = self.metrics.ratelimit_store_calls.labels("sent").inc
-            await stores[1].start()
+        stores = self.runtime.shared.quota_stores
+        backend = stores.backend if stores is not None else None
+        if backend is not None and hasattr(backend, "heartbeating") and not backend.heartbeating:
+            backend.on_call = self.metrics.ratelimit_store_calls.labels("sent").inc
+            await backend.start()
 
     def _open_listener(self, listener: Listener) -> ListenerState:
         ctx = server_context(listener.tls) if listener.tls is not None else None
@@ -306,9 +307,9 @@ class Gateway:
             api.pool.close()
         if self.revocation_sync is not None:
             await self.revocation_sync.stop()
-        stores = getattr(self.runtime.shared, "quota_stores", None)
+        stores = self.runtime.shared.quota_stores
         if stores is not None:
-            await stores[1].close()  # a Redis store leaves the live-node set at once
+            await stores.backend.close()  # a Redis store leaves the live-node set at once
         self.runtime.shared.close()
         self.access_log.close()
 

@@ -24,6 +24,8 @@ class SharedState:
         # configured (so every worker agrees), else random per process.
         self.nonce_key = nonce_key or os.urandom(32)
         self._objects: dict[Any, Any] = {}
+        # policies.ratelimit.stores: the rate-limit stores (counters survive reloads)
+        self.quota_stores = None
 
     def get(self, key: Any, factory: Callable[[], Any]) -> Any:
         """The object for `key` (e.g. ("jwks", issuer_config)), made once with `factory`."""

@@ -363,6 +363,10 @@ class RedisQuota(QuotaBackend):
             pass
         self._ensure_heartbeat(delay=True)
 
+    @property
+    def heartbeating(self) -> bool:
+        return self._hb_task is not None
+
     def _ensure_heartbeat(self, delay: bool = False) -> None:
         if self._hb_task is None and not self._closed:
 

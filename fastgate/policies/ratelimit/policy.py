@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from typing import NamedTuple
 
 from ... import errors
 from ...config.model import Api, Config, RedisSettings, Tier
-from ...quota import LocalQuota, QuotaDecision, whole_seconds
+from ...quota import LocalQuota, QuotaBackend, QuotaDecision, whole_seconds
 from ...quota.bandwidth import BandwidthMeter
 from ..authorization.templates import compile_template, method_set, split_path
 from ..throttle import ip_key
 
-__all__ = ["Limit", "TrafficControl", "build", "stores"]
+__all__ = ["Limit", "QuotaStores", "TrafficControl", "build", "stores"]
 
 class Limit:
     """One count quota a request may spend: the level and tier it reports as, its key, numbers."""
@@ -73,12 +74,21 @@ class _Plan:
         self.bandwidth = bandwidth
 
 
-def stores(shared, redis: RedisSettings | None):
-    """The process's (QuotaBackend, BandwidthMeter) for these Redis settings; kept across reloads
-    (same settings = same counters). A change of settings starts new stores and closes the old."""
-    current = getattr(shared, "quota_stores", None)
-    if current is not None and current[0] == redis:
-        return current[1], current[2], current[3]
+class QuotaStores(NamedTuple):
+    """The process's rate-limit stores, kept on SharedState across reloads."""
+
+    redis: RedisSettings | None  # the settings they were made for
+    backend: QuotaBackend  # count quotas: LocalQuota, or RedisQuota shared by the cluster
+    meter: BandwidthMeter
+    local: LocalQuota  # burst windows: node-local whatever the backend
+
+
+def stores(shared, redis: RedisSettings | None) -> QuotaStores:
+    """The process's stores for these Redis settings; kept across reloads (same settings = same
+    counters). A change of settings starts new stores and closes the old backend."""
+    current: QuotaStores | None = shared.quota_stores
+    if current is not None and current.redis == redis:
+        return current
     if redis is None:
         backend = LocalQuota()
         meter = BandwidthMeter()
@@ -88,14 +98,13 @@ def stores(shared, redis: RedisSettings | None):
         node = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         backend = RedisQuota(redis.urls, redis.timeout, redis.on_unavailable, node)
         meter = BandwidthMeter(backend)
-    local = LocalQuota()  # burst windows: node-local whatever the store
     if current is not None:  # Redis settings changed on reload: the old client goes
         try:
-            asyncio.get_running_loop().create_task(current[1].close())
+            asyncio.get_running_loop().create_task(current.backend.close())
         except RuntimeError:  # no loop (a unit test building runtimes by hand)
             pass
-    shared.quota_stores = (redis, backend, meter, local)
-    return backend, meter, local
+    shared.quota_stores = QuotaStores(redis, backend, meter, LocalQuota())
+    return shared.quota_stores
 
 
 class TrafficControl:
@@ -104,7 +113,7 @@ class TrafficControl:
     def __init__(self, api: Api, config: Config, shared) -> None:
         rl = api.rate_limits
         self.api = api.name
-        self.backend, self.meter, self.local = stores(shared, config.redis)
+        _, self.backend, self.meter, self.local = stores(shared, config.redis)
         self.tiers = config.tiers
         self.applications = {a.name: a for a in config.applications}
         self.resources = tuple(
