@@ -84,7 +84,7 @@ class LocalQuota(QuotaBackend):
         return self._limiters.check(key, requests, per, burst or requests, cost, requests)
 
     def __len__(self) -> int:
-        return self._limiters.keys()
+        return self._limiters.key_count()
 
 
 def __getattr__(name: str):  # lazy: importing the package does not import redis

@@ -199,7 +199,7 @@ class LocalLimiters:
             lim.set_backlog_ns(key, math.ceil(spent * per * 1e9 / requests))
             old.set_backlog_ns(key, 0)
 
-    def keys(self) -> int:
+    def key_count(self) -> int:
         """Keys held across every limiter (bounded by max_keys each)."""
         return sum(len(lim) for lim in self._limiters.values())
 
