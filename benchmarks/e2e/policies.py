@@ -602,6 +602,13 @@ def print_diff(p: dict, b: dict | None, top: int = 16) -> None:
         for k, x, y in rows[:10]:
             if abs(x - y) >= 0.5:
                 print(f"    {x:7.1f} {y:7.1f} {x - y:+7.1f}  {k}")
+        a = {k: v / 100 * p["cpu_us"] for k, v in perf_p["by_symbol"]}
+        z = {k: v / 100 * b["cpu_us"] for k, v in perf_b["by_symbol"]}
+        rows = sorted(((k, a.get(k, 0.0), z.get(k, 0.0)) for k in set(a) | set(z)), key=lambda t: t[2] - t[1])
+        print("  perf, by symbol (each profile's top symbols only; µs/req: phase, baseline, difference):")
+        for k, x, y in rows[:top]:
+            if abs(x - y) >= 0.3:
+                print(f"    {x:7.1f} {y:7.1f} {x - y:+7.1f}  {k}")
     if p["spy"] and b["spy"]:
         a = _us(p["spy"]["inclusive"], p["spy"]["samples"], p["cpu_us"])
         z = _us(b["spy"]["inclusive"], b["spy"]["samples"], b["cpu_us"])

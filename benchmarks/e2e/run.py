@@ -505,7 +505,7 @@ def _perf_report(perf: str, data: Path, sort: str) -> list[tuple[str, float]]:
     return rows
 
 
-def summarize_perf(perf: str, data: Path, top: int = 30) -> dict:
+def summarize_perf(perf: str, data: Path, top: int = 60) -> dict:
     by_dso = _perf_report(perf, data, "dso")
     by_sym = _perf_report(perf, data, "dso,sym")[:top]
     return {"by_dso": by_dso[:15], "by_symbol": by_sym}
@@ -598,7 +598,7 @@ def print_profile(summary: dict) -> None:
         for name, p in perf["by_dso"]:
             print(f"    {p:5.1f}%  {name}")
         print("\n  top symbols:")
-        for name, p in perf["by_symbol"]:
+        for name, p in perf["by_symbol"][:30]:
             print(f"    {p:5.1f}%  {name}")
 
 

@@ -67,6 +67,8 @@ def _policy():
 
 
 POLICY = _policy()
+POLICY.patterns.scan(BODY, kind="json")  # the first scan of these gate bytes compiles their
+POLICY.patterns.settle()                 # gated database in the background: wait for it
 LOOP = asyncio.new_event_loop()
 _median: dict[str, float] = {}
 

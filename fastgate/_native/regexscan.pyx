@@ -54,6 +54,8 @@ from cpython.ref cimport Py_INCREF
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
+import threading as _threading
+
 import hyperscan as _hs
 
 
@@ -851,6 +853,90 @@ cdef extern from *:
     """
     int fg_rx_identity(const unsigned char* s, Py_ssize_t n, int plus) noexcept nogil
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* Which of 16 gate bytes (fastgate.regex_gates.GATES, bit i = gate i) occur in s. The AVX2
+       loop classifies 32 bytes at a time by nibble tables (a byte is gate i exactly when the
+       table of its low nibble and the table of its high nibble both carry bit i: one byte per
+       gate, so no other byte can), two tables of 8 gates each; the rest goes by a byte table. */
+    static uint16_t fg_rx_gate_bit[256];
+    static unsigned char fg_rx_gate_lo[2][16], fg_rx_gate_hi[2][16];
+    static void fg_rx_gates_init(const unsigned char* gates, int n) {
+        for (int i = 0; i < n && i < 16; i++) {
+            unsigned char g = gates[i];
+            fg_rx_gate_bit[g] |= (uint16_t)(1u << i);
+            fg_rx_gate_lo[i >> 3][g & 15] |= (unsigned char)(1u << (i & 7));
+            fg_rx_gate_hi[i >> 3][g >> 4] |= (unsigned char)(1u << (i & 7));
+        }
+    }
+    static unsigned fg_rx_gates_tail(const unsigned char* s, Py_ssize_t i, Py_ssize_t n, unsigned m) {
+        for (; i < n; i++)
+            m |= fg_rx_gate_bit[s[i]];
+        return m;
+    }
+    #if defined(__GNUC__) && defined(__x86_64__)
+    #include <immintrin.h>
+    __attribute__((target("avx2")))
+    static unsigned fg_rx_gates_avx2(const unsigned char* s, Py_ssize_t n) {
+        Py_ssize_t i = 0;
+        const __m256i nib = _mm256_set1_epi8(0x0F);
+        const __m256i loa = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)fg_rx_gate_lo[0]));
+        const __m256i hia = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)fg_rx_gate_hi[0]));
+        const __m256i lob = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)fg_rx_gate_lo[1]));
+        const __m256i hib = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)fg_rx_gate_hi[1]));
+        __m256i acca = _mm256_setzero_si256(), accb = _mm256_setzero_si256();
+        for (; n - i >= 32; i += 32) {
+            __m256i v = _mm256_loadu_si256((const __m256i*)(s + i));
+            __m256i lo = _mm256_and_si256(v, nib);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
+            acca = _mm256_or_si256(acca, _mm256_and_si256(_mm256_shuffle_epi8(loa, lo), _mm256_shuffle_epi8(hia, hi)));
+            accb = _mm256_or_si256(accb, _mm256_and_si256(_mm256_shuffle_epi8(lob, lo), _mm256_shuffle_epi8(hib, hi)));
+        }
+        /* fold the 32 lanes of each accumulator into one byte: a in byte 0, b in byte 1 */
+        __m128i x = _mm_or_si128(_mm256_castsi256_si128(acca), _mm256_extracti128_si256(acca, 1));
+        __m128i y = _mm_or_si128(_mm256_castsi256_si128(accb), _mm256_extracti128_si256(accb, 1));
+        x = _mm_or_si128(x, _mm_srli_si128(x, 8));
+        y = _mm_or_si128(y, _mm_srli_si128(y, 8));
+        x = _mm_or_si128(x, _mm_srli_si128(x, 4));
+        y = _mm_or_si128(y, _mm_srli_si128(y, 4));
+        x = _mm_or_si128(x, _mm_srli_si128(x, 2));
+        y = _mm_or_si128(y, _mm_srli_si128(y, 2));
+        x = _mm_or_si128(x, _mm_srli_si128(x, 1));
+        y = _mm_or_si128(y, _mm_srli_si128(y, 1));
+        unsigned m = ((unsigned)_mm_cvtsi128_si32(x) & 0xFF) | (((unsigned)_mm_cvtsi128_si32(y) & 0xFF) << 8);
+        return fg_rx_gates_tail(s, i, n, m);
+    }
+    #endif
+    static unsigned fg_rx_gates(const unsigned char* s, Py_ssize_t n) {
+    #if defined(__GNUC__) && defined(__x86_64__)
+        if (fg_rx_avx2 < 0) {
+            __builtin_cpu_init();
+            fg_rx_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        }
+        if (fg_rx_avx2 && n >= 64)
+            return fg_rx_gates_avx2(s, n);
+    #endif
+        return fg_rx_gates_tail(s, 0, n, 0);
+    }
+    """
+    void fg_rx_gates_init(const unsigned char* gates, int n) noexcept nogil
+    unsigned fg_rx_gates(const unsigned char* s, Py_ssize_t n) noexcept nogil
+
+
+from fastgate.regex_gates import GATES as _GATES, gate_masks as _gate_masks
+
+fg_rx_gates_init(<const unsigned char*>PyBytes_AS_STRING(_GATES), <int>len(_GATES))
+
+
+def _gates_present(data):
+    """The presence mask of fastgate.regex_gates.GATES in data (bit i: GATES[i] occurs)."""
+    cdef const unsigned char* p
+    cdef Py_ssize_t n
+    data = _as_bytes(data)
+    _view(data, &p, &n)
+    return fg_rx_gates(p, n)
+
 
 def _is_identity(data, str kind="body"):
     """True when normalise(data, kind) is data with ASCII letters lowercased (nothing decoded,
@@ -1150,6 +1236,26 @@ cdef class Match:
         return hash((self.rule_id, self.offset))
 
 
+# Gated block databases one PatternSet compiles at most (each about the size of the rules it
+# holds; the full set's is ~0.75 MB for the seven shipped sets).
+MAX_GATED_DATABASES = 16
+cdef object _UNROUTED = object()
+
+
+@cython.final
+cdef class _Subset:
+    """A gated block database: the rules (indices) a presence mask leaves alive."""
+
+    cdef readonly tuple alive
+    cdef readonly object db
+    cdef object scan
+
+    def __cinit__(self, tuple alive, db):
+        self.alive = alive
+        self.db = db
+        self.scan = db.scan if db is not None else None
+
+
 @cython.final
 cdef class _Catcher:
     """The match callback: remembers the first match and stops the scan."""
@@ -1222,8 +1328,22 @@ cdef class PatternSet:
     cdef bint _sbusy
     cdef bint _closing
     cdef list _pending   # (hyperscan.Stream, _Catcher) whose close had to wait
+    # Gated block scans (fastgate/regex_gates.py): a buffer lacking every byte of one of a
+    # rule's clauses cannot match that rule, so it is scanned with a database of the rules it
+    # can match. Those databases are compiled in a background thread the first time a set of
+    # rules is needed (until then the full database answers: a superset, the same verdict).
+    cdef list _pats       # pattern bytes, by rule index
+    cdef int _flags
+    cdef tuple _masks     # per rule: its clauses' presence bitmasks
+    cdef unsigned short* _cmask   # the same flat: rule i's clauses are _cmask[_cstart[i]:_cstart[i+1]]
+    cdef Py_ssize_t* _cstart
+    cdef bint _gated      # some rule has a clause
+    cdef dict _route      # presence mask -> _Subset, or None for the full database
+    cdef dict _subsets    # alive rule indices (tuple) -> _Subset
+    cdef object _compiling  # the thread compiling a subset, or None
+    cdef tuple _wanted    # the subset it compiles
 
-    def __init__(self, rules, *, bint caseless=True):
+    def __init__(self, rules, *, bint caseless=True, bint gates=True):
         cdef list ids = [], pats = []
         cdef set seen = set()
         cdef int flags = _FLAGS | (_hs.HS_FLAG_CASELESS if caseless else 0)
@@ -1252,6 +1372,27 @@ cdef class PatternSet:
         self.caseless = caseless
         self._catcher = _Catcher()
         self._pending = []
+        self._pats = pats
+        self._flags = flags
+        self._masks = tuple(_gate_masks(pat.decode("ascii")) for pat in pats) if gates else ()
+        self._gated = any(self._masks)
+        if self._gated:
+            n_cl = sum(len(m) for m in self._masks)
+            self._cmask = <unsigned short*>malloc((n_cl + 1) * sizeof(unsigned short))
+            self._cstart = <Py_ssize_t*>malloc((len(self._masks) + 1) * sizeof(Py_ssize_t))
+            if self._cmask == NULL or self._cstart == NULL:
+                raise MemoryError()
+            j = 0
+            for i in range(len(self._masks)):
+                self._cstart[i] = j
+                for m in self._masks[i]:
+                    self._cmask[j] = <unsigned short>m
+                    j += 1
+            self._cstart[len(self._masks)] = j
+        self._route = {}
+        self._subsets = {}
+        self._compiling = None
+        self._wanted = None
         if pats:
             self._bdb = _compile(pats, ids, _hs.HS_MODE_BLOCK, flags)
             self._sdb = _compile(pats, ids, _hs.HS_MODE_STREAM, flags)
@@ -1289,10 +1430,22 @@ cdef class PatternSet:
             norm = norm_run(&nm, p, n, 1)
         if PyBytes_GET_SIZE(norm) == 0:
             return None  # no rule matches empty data (hyperscan refuses such patterns)
+        db = self._bdb
+        bscan = self._bscan
+        if self._gated:
+            present = fg_rx_gates(<const unsigned char*>PyBytes_AS_STRING(norm), PyBytes_GET_SIZE(norm))
+            sub = self._route.get(present, _UNROUTED)
+            if sub is _UNROUTED:
+                sub = self._route_for(present)
+            if sub is not None:
+                if (<_Subset>sub).db is None:
+                    return None  # the buffer lacks a byte every rule needs
+                db = (<_Subset>sub).db
+                bscan = (<_Subset>sub).scan
         if self._bbusy:
             c = _Catcher()
             try:
-                self._bdb.scan(norm, c, 0, None, self._bdb.scratch.clone())
+                db.scan(norm, c, 0, None, db.scratch.clone())
             except _ScanTerminated:
                 pass
         else:
@@ -1300,7 +1453,7 @@ cdef class PatternSet:
             c.id = -1
             self._bbusy = 1
             try:
-                self._bscan(norm, c)
+                bscan(norm, c)
             except _ScanTerminated:
                 pass
             finally:
@@ -1308,6 +1461,63 @@ cdef class PatternSet:
         if c.id < 0:
             return None
         return Match(<str>self.rule_ids[c.id], <Py_ssize_t>c.to)
+
+    cdef object _route_for(self, unsigned present):
+        """The _Subset for a presence mask seen for the first time (None: the full database).
+        Remembered once its database exists; while it compiles the full database answers."""
+        cdef Py_ssize_t i, j, n = len(self._masks)
+        cdef list ids = []
+        for i in range(n):
+            for j in range(self._cstart[i], self._cstart[i + 1]):
+                if not (self._cmask[j] & present):
+                    break
+            else:
+                ids.append(i)
+        cdef tuple alive = tuple(ids)
+        if len(alive) == len(self._masks):
+            self._route[present] = None
+            return None
+        if not alive:
+            sub = _Subset(alive, None)
+            self._route[present] = sub
+            return sub
+        if alive in self._subsets:  # compiled (None: its compile failed; the full set answers)
+            sub = self._subsets[alive]
+            self._route[present] = sub
+            return sub
+        if len(self._subsets) >= MAX_GATED_DATABASES:
+            self._route[present] = None  # bounded: past the cap these buffers use the full set
+            return None
+        if self._compiling is None:
+            self._wanted = alive
+            self._compiling = _threading.Thread(target=self._compile_subset, args=(alive,),
+                                                name="fastgate-regex-compile", daemon=True)
+            self._compiling.start()
+        return None
+
+    def _compile_subset(self, tuple alive):
+        try:
+            db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+            db.compile(expressions=[self._pats[i] for i in alive], ids=list(alive),
+                       flags=[self._flags] * len(alive))
+            self._subsets[alive] = _Subset(alive, db)
+        except BaseException:
+            # never expected (a subset of rules that compiled together); the full set answers
+            self._subsets[alive] = None
+        finally:
+            self._compiling = None
+            self._wanted = None
+
+    def settle(self, timeout=None):
+        """Wait for a gated database being compiled (tests and benchmarks: deterministic)."""
+        t = self._compiling
+        if t is not None:
+            t.join(timeout)
+
+    @property
+    def gated_databases(self):
+        """How many gated databases exist (each a subset of the rules, compiled on demand)."""
+        return sum(1 for v in self._subsets.values() if v is not None)
 
     def stream(self, *, str kind="body"):
         """Stream mode over the normalised stream (a match split across chunks is found)."""
@@ -1329,6 +1539,8 @@ cdef class PatternSet:
             self._closing = 0
 
     def __dealloc__(self):
+        free(self._cmask)
+        free(self._cstart)
         # Streams whose close had to wait (see _close_hs) are freed before the database is.
         while self._pending:
             hs, c = self._pending.pop()
