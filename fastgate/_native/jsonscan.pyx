@@ -311,6 +311,7 @@ cdef struct Frame:
     Py_ssize_t key_start  # objects: arena offset of its first key
     Py_ssize_t tab_start  # objects: offset of its hash table in the table arena
     Py_ssize_t tab_mask   # objects: table size - 1, 0 while it uses the linear scan
+    uint64_t seen         # objects in the linear scan: one bit (of 64, by hash) per key so far
     int kind
 
 
@@ -607,9 +608,13 @@ cdef class JsonScanner:
         cdef KeyEnt *ents = self.ents
         cdef KeyEnt *ne
         if mask == 0:
-            for i in range(f.ent_start, self.n_ent):
-                if ents[i].h == h and ents[i].len == klen and memcmp(self.arena + ents[i].off, key, klen) == 0:
-                    return 1
+            # a key whose bit no earlier key set is new: the linear scan only runs on a bit
+            # collision (or a real duplicate)
+            if f.seen & (<uint64_t>1 << (h >> 58)):
+                for i in range(f.ent_start, self.n_ent):
+                    if ents[i].h == h and ents[i].len == klen and memcmp(self.arena + ents[i].off, key, klen) == 0:
+                        return 1
+            f.seen |= <uint64_t>1 << (h >> 58)
         else:
             slot = <Py_ssize_t>(h & <uint64_t>mask)
             while True:
@@ -860,6 +865,7 @@ cdef class JsonScanner:
                         f.key_start = self.arena_len
                         f.tab_start = self.tabs_len
                         f.tab_mask = 0
+                        f.seen = 0
                         state = S_OBJ_FIRST
                     else:
                         kind = K_ARRAY
