@@ -151,10 +151,6 @@ def _consumed_one(method_name: str, found, verified: bool) -> Consumed:
     return c
 
 
-async def _one(data: bytes):
-    yield data
-
-
 def _drop_query_param(query: str, name: str) -> str:
     """Remove every `name=...` (names compared percent-decoded); the rest keeps its encoding."""
     kept = [p for p in query.split("&") if p and unquote_plus(p.split("=", 1)[0]) != name]
@@ -345,11 +341,11 @@ class Pipeline:
         if ar.validate_request and match is not None:
             data = await self._validate_request(ar, ctx, req, match, query)
             if data is not None:
-                body, body_length = _one(data), len(data)
+                body, body_length = data, len(data)
         elif req.has_body:
             if ar.threat is not None and ar.threat.inspects_body:
                 data = await self._accepted_body(ar, ctx, req)
-                body, body_length = _one(data), len(data)
+                body, body_length = data, len(data)
             else:
                 body = self._counted(req.body(ar.max_body), ctx)
                 body_length = None if req.chunked else req.content_length

@@ -443,6 +443,7 @@ def run(args) -> int:
     results: list[tuple[Phase, e2e.Result]] = []
     notes: list[str] = []
     prof: dict = {}
+    rounds: list[int] = []  # the round of each result
     with tempfile.TemporaryDirectory(prefix="fastgate-policies-") as tmp:
         workdir = Path(tmp)
         try:
@@ -501,7 +502,7 @@ def run(args) -> int:
             ]
             if args.only:
                 phases = [ph for ph in phases if ph.key in args.only]
-            for ph in phases:
+            for rnd, ph in [(i, ph) for i in range(args.rounds) for ph in phases]:
                 if ph.api in skip:
                     print(f"  {ph.key:>3} {ph.label}: SKIPPED (config refused, see note)", flush=True)
                     continue
@@ -517,6 +518,7 @@ def run(args) -> int:
                 print(f"  {ph.key:>3} {ph.label}: {r.rps:,.0f} req/s, {r.cpu_us:.1f} µs/req, p99 {r.p99:.2f} ms, "
                       f"errors {r.errors}", flush=True)
                 results.append((ph, r))
+                rounds.append(rnd)
             if args.profile:
                 base = _baselines(results)
                 over = [(ph, r) for ph, r in results
@@ -541,6 +543,8 @@ def run(args) -> int:
                 p.stop()
 
     print_results(results, notes, d, c, warm, len(body), n)
+    if args.rounds > 1:
+        print_rounds(results, rounds)
     for ph, _r in results:
         p = prof.get(ph.key)
         if p is None or not ph.base:
@@ -691,6 +695,30 @@ def print_results(results, notes, d, c, warm, body_len, n) -> None:
         print(f"NOTE: {note}")
 
 
+def print_rounds(results, rounds: list[int]) -> None:
+    """Each round's ratios against that round's own baselines, and their median: on a shared
+    machine the load drifts between phases, and a ratio from adjacent phases drifts less."""
+    by_round: dict[int, list] = {}
+    for (ph, r), rnd in zip(results, rounds, strict=True):
+        by_round.setdefault(rnd, []).append((ph, r))
+    per_key: dict[str, list[float]] = {}
+    print("\nper round (ratio against the same round's baselines):")
+    for rnd, res in sorted(by_round.items()):
+        base = _baselines(res)
+        cells = []
+        for ph, r in res:
+            ratio = _ratio(ph, r, base) if ph.base else None
+            if ratio is not None:
+                per_key.setdefault(ph.key, []).append(ratio)
+                cells.append(f"{ph.key}: {ratio:.3f}×")
+        print(f"  round {rnd + 1}: " + ", ".join(cells))
+    for key, vals in per_key.items():
+        vals = sorted(vals)
+        mid = len(vals) // 2
+        median = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+        print(f"  phase {key}: median {median:.3f}× over {len(vals)} rounds (min {vals[0]:.3f}×, max {vals[-1]:.3f}×)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -709,6 +737,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", type=lambda v: set(v.split(",")), metavar="KEYS",
                     help="run only these phases, e.g. 1,2,3 (keys: 1 2 3 5 4rs 4es 1' 6 7 8 9 6')")
     ap.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the selected phases this many times, interleaved, and print each round's "
+                         "ratios and their median (default 1)")
     args = ap.parse_args(argv)
     if args.duration > 8:
         ap.error("--duration: at most 8 s per phase")

@@ -222,10 +222,12 @@ class UpstreamPool:
                 pool.pop().close()
 
     async def exchange(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
-                       body: AsyncIterator[bytes] | None, body_length: int | None) -> UpstreamResponse:
+                       body: AsyncIterator[bytes] | bytes | None, body_length: int | None) -> UpstreamResponse:
         """Send one request and read the response head.
 
         `headers` carries no framing headers: `body_length` (None = chunked) and Host are ours.
+        `body` is an async iterator of chunks, or bytes for a body already read whole (one write
+        with the head, no generator).
         A reused connection that turns out closed before any response byte is retried once on a
         fresh one when the request has no body (nothing was consumed from the client) and its
         method is idempotent (RFC 9110 §9.2.2: the upstream may have acted on it already).
@@ -283,6 +285,11 @@ class UpstreamPool:
             if body is None:
                 await conn.send(head)
                 return
+            if isinstance(body, bytes):
+                if body_length != len(body):  # pragma: no cover - the pipeline passes len(body)
+                    raise errors.BadRequest("body length mismatch")
+                await conn.send(head + body)
+                return
             chunked = body_length is None
             sent = 0
             pending = head  # the head goes out with the first body chunk: one write, one record
@@ -306,7 +313,10 @@ class UpstreamPool:
         try:
             data = hc.send(h11.Request(method=method, target=target, headers=hdrs))
             await conn.send(data)
-            if body is not None:
+            if isinstance(body, bytes):
+                if body:
+                    await conn.send(hc.send(h11.Data(data=body)))
+            elif body is not None:
                 async for chunk in body:
                     await conn.send(hc.send(h11.Data(data=chunk)))
             await conn.send(hc.send(h11.EndOfMessage()))
