@@ -6,7 +6,7 @@ bodies (a `"` before every key and string) match nothing here; see config/threat
 
 from __future__ import annotations
 
-from fastgate.rules._base import Rule, kw
+from fastgate.rules._base import Rule, kw, quote_then
 
 __all__ = ["SQL"]
 
@@ -15,6 +15,8 @@ _U, _ALL, _DIST, _SEL = kw("union"), kw("all"), kw("distinct"), kw("select")
 _CMP = r"(?:=|<>|!=|<=>|<|>|\blike *['\"]|\bin *\( *(?:select\b|\d|['\"])|\bis +(?:not +)?null\b" \
        r"|\b(?:r?like|regexp|sounds +like) +['\"]|\bbetween +\d)"
 _BOOL = r"(?:\b(?:or|and|xor|div)\b|\|\||&&)"
+# A quote closing a string, closing parens, then _BOOL: ['"`] *\)* *{_BOOL}, written out
+_QUOTE_BOOL = quote_then(r"['\"`]", "or|and|xor|div", r"\|\||&&")
 _IDENT = r"[\w.\[\]`\"$]+"
 
 SQL: list[Rule] = [
@@ -29,13 +31,13 @@ SQL: list[Rule] = [
     # ' or 1=1, " OR "a"="a, ') or ('x'='x, ' and 'a' like 'a, admin' || 1=1
     Rule(
         "sql-tautology",
-        rf"['\"`] *\)* *{_BOOL} *\(* *(?:not +)?\(* *['\"]?[\w.@]*['\"]? *\)* *{_CMP}",
+        rf"{_QUOTE_BOOL} *\(* *(?:not +)?\(* *['\"]?[\w.@]*['\"]? *\)* *{_CMP}",
     ),
     # A quote, a boolean operator and a bare constant ended by a comment or statement end:
     # ' or true--, ' or 1#, ') or 1 --
     Rule(
         "sql-tautology-const",
-        rf"['\"`] *\)* *{_BOOL} *\(* *(?:not +)?(?:true|false|null|\d+) *\)* *(?:--|#|;|/\*)",
+        rf"{_QUOTE_BOOL} *\(* *(?:not +)?(?:true|false|null|\d+) *\)* *(?:--|#|;|/\*)",
     ),
     # Numeric tautology without a quote: 1 or 1=1, 1 and 1=2, id=5 and 3=3
     Rule(

@@ -7,7 +7,7 @@ match nothing here.
 
 from __future__ import annotations
 
-from fastgate.rules._base import Rule
+from fastgate.rules._base import Rule, quote_then
 
 __all__ = ["XPATH"]
 
@@ -21,11 +21,11 @@ XPATH: list[Rule] = [
     # ' or '1'='1, " or ""=", ' or 'a'='a' and ''=', x' or name()='x
     Rule(
         "xpath-tautology",
-        r"['\"] *\)* *\b(?:or|and)\b *\(* *(?:['\"][^'\"]{0,40}['\"]|\d+|[\w-]+ *\( *\)|\w+)"
+        quote_then(r"['\"]", "or|and") + r" *\(* *(?:['\"][^'\"]{0,40}['\"]|\d+|[\w-]+ *\( *\)|\w+)"
         r" *(?:!?=|<|>) *(?:['\"]|\d|[\w-]+ *\()",
     ),
     # ' or true() or ', ' and false() and '
-    Rule("xpath-boolean-fn", r"['\"] *\)* *\b(?:or|and)\b +(?:true|false|not) *\( *\)"),
+    Rule("xpath-boolean-fn", quote_then(r"['\"]", "or|and") + r" +(?:true|false|not) *\( *\)"),
     # Functions applied to the document structure: count(/*), name(/*[1]), string-length(name(..))
     Rule(
         "xpath-function",

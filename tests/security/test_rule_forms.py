@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fastgate._native.regexscan import KINDS, normalise
-from fastgate.regex_rules import DEMO, RULE_SETS, for_normalised
+from fastgate.regex_rules import DEMO, RULE_SETS, Rule, for_normalised
 from fastgate.rules import COMMAND, JAVA_EXCEPTION, JAVASCRIPT, PATH_TRAVERSAL, SQL, SSI, XPATH
 
 READABLE = {"demo": DEMO, "sql": SQL, "javascript": JAVASCRIPT, "ssi": SSI, "xpath": XPATH,
@@ -70,3 +70,32 @@ def test_both_forms_match_the_same_on_normalised_text(data: bytes, kind: str):
     assert b"  " not in norm  # what makes the rewrite exact
     for readable, compiled in DBS.values():
         assert _matches(readable, norm) == _matches(compiled, norm)
+
+
+# The folded forms quote_then() writes out (fastgate/rules/_base.py), as the rules had them.
+FOLDED = {
+    "sql-tautology": r"['\"`] *\)* *(?:\b(?:or|and|xor|div)\b|\|\||&&) *\(* *(?:not +)?\(* *['\"]?[\w.@]*['\"]? *\)* *"
+                     r"(?:=|<>|!=|<=>|<|>|\blike *['\"]|\bin *\( *(?:select\b|\d|['\"])|\bis +(?:not +)?null\b"
+                     r"|\b(?:r?like|regexp|sounds +like) +['\"]|\bbetween +\d)",
+    "sql-tautology-const": r"['\"`] *\)* *(?:\b(?:or|and|xor|div)\b|\|\||&&) *\(* *(?:not +)?"
+                           r"(?:true|false|null|\d+) *\)* *(?:--|#|;|/\*)",
+    "xpath-tautology": r"['\"] *\)* *\b(?:or|and)\b *\(* *(?:['\"][^'\"]{0,40}['\"]|\d+|[\w-]+ *\( *\)|\w+)"
+                       r" *(?:!?=|<|>) *(?:['\"]|\d|[\w-]+ *\()",
+    "xpath-boolean-fn": r"['\"] *\)* *\b(?:or|and)\b +(?:true|false|not) *\( *\)",
+}
+_BY_ID = {r.id: r for rules in READABLE.values() for r in rules}
+WRITTEN_OUT = (_db([Rule(i, p) for i, p in FOLDED.items()]), _db([_BY_ID[i] for i in FOLDED]))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(PIECES + [b"xor", b"div", b"||", b"&&", b"true", b"null", b"ORDER", b"Or",
+                                          b"x", b"_", b"true()", b"''", b'""']), max_size=24).map(b"".join))
+@example(b"' or 1=1")
+@example(b"') or ('a'='a")
+@example(b"'or'1'='1")
+@example(b"\"  and true()")
+@example(b"'oracle=1")
+def test_quote_then_matches_what_the_folded_form_matched_on_any_text(data: bytes):
+    # not only normalised text: the written-out form is exact everywhere
+    folded, written = WRITTEN_OUT
+    assert _matches(folded, data) == _matches(written, data)
