@@ -35,7 +35,10 @@ PATH_TRAVERSAL: list[Rule] = [
         r"(?:^ ?|[=:\"'(,<>]|file:/*) *(?:/+etc/+(?:passwd|shadow|group|hosts|issue|sudoers"
         r"|crontab|hostname|fstab|master\.passwd|security/)|/+proc/+(?:self|\d+)/"
         r"|[a-z]: *[/\\]+(?:windows|winnt|boot\.ini|inetpub))"
-        r"|/+proc/+self/+(?:environ|cmdline|fd/|maps|status|mem)\b|\b(?:win|boot|system)\.ini\b"
+        r"|/+proc/+self/+(?:environ|cmdline|fd/|maps|status|mem)\b"
         r"|\b(?:cat|more|less|head|tail|type|nl|tac|strings|xxd|od) +/+etc/+(?:passwd|shadow)\b",
     ),
+    # Windows' .ini files by name (win.ini, boot.ini, system.ini). A rule of its own: every
+    # branch above needs a `/` or `\`, so a body without either skips that rule (regex_gates).
+    Rule("path_traversal-ini-file", r"\b(?:win|boot|system)\.ini\b"),
 ]
