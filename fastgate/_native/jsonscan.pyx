@@ -92,6 +92,14 @@ cdef extern from *:
         return p;
     }
 
+    /* p holds the whole literal of kind k (0 true, 1 false, 2 null): byte compares the compiler
+       merges, instead of a memcmp call per literal. */
+    static inline int fg_js_lit_eq(const unsigned char *p, int k) {
+        if (k == 0) return p[0] == 't' && p[1] == 'r' && p[2] == 'u' && p[3] == 'e';
+        if (k == 1) return p[0] == 'f' && p[1] == 'a' && p[2] == 'l' && p[3] == 's' && p[4] == 'e';
+        return p[0] == 'n' && p[1] == 'u' && p[2] == 'l' && p[3] == 'l';
+    }
+
     static inline const unsigned char *fg_js_skip_ws(const unsigned char *p, const unsigned char *end) {
         while (p < end && fg_js_ws[*p]) p++;
         return p;
@@ -148,6 +156,7 @@ cdef extern from *:
     unsigned char fg_js_u8hi[256]
     const unsigned char *fg_js_skip_plain(const unsigned char *p, const unsigned char *end) noexcept nogil
     const unsigned char *fg_js_skip_ws(const unsigned char *p, const unsigned char *end) noexcept nogil
+    int fg_js_lit_eq(const unsigned char *p, int k) noexcept nogil
     const unsigned char *fg_js_skip_digits(const unsigned char *p, const unsigned char *end) noexcept nogil
     uint64_t fg_js_hash(const unsigned char *p, size_t n, uint64_t s0, uint64_t s1) noexcept nogil
     Py_ssize_t PY_SSIZE_T_MAX
@@ -884,7 +893,7 @@ cdef class JsonScanner:
                 else:
                     lit_kind = vs - V_TRUE
                     lit = <const unsigned char *>LIT_TEXT[lit_kind]
-                    if end - p >= LIT_LEN[lit_kind] and memcmp(p, lit, LIT_LEN[lit_kind]) == 0:
+                    if end - p >= LIT_LEN[lit_kind] and fg_js_lit_eq(p, lit_kind):
                         p += LIT_LEN[lit_kind]
                         state = S_AFTER
                     else:
@@ -1135,8 +1144,26 @@ cdef class JsonScanner:
         self.state = S_FINISHED
 
 
+# scan_json's scanner, kept for the next document with the same limits (allocation and the
+# key arena's growth are paid once, not per request). A scan holds the GIL from start to end,
+# so no two calls ever share it; one that grew past _REUSE_MAX_BYTES of memory is not kept.
+cdef JsonScanner _spare = None
+cdef Py_ssize_t _REUSE_MAX_BYTES = 64 * 1024
+
+
 def scan_json(data, JsonLimits limits=None):
     """Scan one whole JSON document (feed + finish); raises PayloadRejected on any violation."""
-    cdef JsonScanner s = JsonScanner(limits)
+    global _spare
+    cdef JsonScanner s = _spare
+    if limits is None:
+        limits = _DEFAULT_LIMITS
+    if s is not None and s.limits is limits:
+        _spare = None
+        s._reset()
+    else:
+        s = JsonScanner(limits)
     s.feed(data)
     s.finish()
+    if s.arena_cap + s.ents_cap * <Py_ssize_t>sizeof(KeyEnt) + s.tabs_cap * <Py_ssize_t>sizeof(Py_ssize_t) \
+            <= _REUSE_MAX_BYTES and s.frames == &s.inline_frames[0]:
+        _spare = s
