@@ -542,9 +542,8 @@ def run(args) -> int:
             for p in reversed(started):
                 p.stop()
 
-    print_results(results, notes, d, c, warm, len(body), n)
-    if args.rounds > 1:
-        print_rounds(results, rounds)
+    medians = round_medians(results, rounds) if args.rounds > 1 else {}
+    print_results(results, notes, d, c, warm, len(body), n, medians)
     for ph, _r in results:
         p = prof.get(ph.key)
         if p is None or not ph.base:
@@ -627,7 +626,7 @@ def print_diff(p: dict, b: dict | None, top: int = 16) -> None:
 
 
 def _baselines(results: list[tuple[Phase, e2e.Result]]) -> dict[str, float]:
-    """CPU µs/req of the no-auth GET and the unprotected POST: the mean of their two runs."""
+    """CPU µs/req of the no-auth GET and the unprotected POST: the mean of their runs."""
     out = {}
     for kind, api in (("get", "public"), ("post", "post")):
         vals = [r.cpu_us for ph, r in results if ph.api == api and r.cpu_us]
@@ -641,11 +640,11 @@ def _ratio(ph: Phase, r: e2e.Result, base: dict[str, float]) -> float | None:
     return r.cpu_us / b if b and r.cpu_us else None
 
 
-def print_results(results, notes, d, c, warm, body_len, n) -> None:
+def print_results(results, notes, d, c, warm, body_len, n, medians: dict[str, float] | None = None) -> None:
     base = _baselines(results)
     print(f"\nwrk -t1 -c{c}, {warm:g} s warm-up + {d:g} s measured per phase, one gateway process (fast path, "
           "access log off, TLS 1.3, keep-alive) on CPU 0;\nCPU µs/req = the gateway's user+sys (/proc/PID/stat) "
-          "/ requests; ratio and Δ are against the mean of the two baseline runs of the same method\n"
+          "/ requests; ratio and Δ are against the mean of the baseline runs of the same method\n"
           f"(GET: {base.get('get', 0):.1f} µs, POST: {base.get('post', 0):.1f} µs). Body {body_len:,} B JSON; "
           f"uncached JWTs: {n:,} distinct tokens cycled (cache holds {TOKEN_CACHE_ENTRIES:,}).\n")
     rows = [("#", "phase", "req/s", "p50 ms", "p99 ms", "CPU µs/req", "usr+sys µs", "Δ µs", "ratio", "target",
@@ -674,6 +673,11 @@ def print_results(results, notes, d, c, warm, body_len, n) -> None:
             print(f"  {what}: not measured (skipped)")
             return
         ph, r = by_key[key]
+        if medians and key in medians:
+            m = medians[key]
+            verdict = "" if target is None else f"  (goal ≤ {target:.2f}×) " + ("met" if m <= target else "NOT met")
+            print(f"  {what}: median of the rounds' ratios {m:.3f}×{verdict}")
+            return
         ratio = _ratio(ph, r, base)
         b = base.get("get" if ph.method == "GET" else "post", 0.0)
         if ratio is None:
@@ -695,13 +699,15 @@ def print_results(results, notes, d, c, warm, body_len, n) -> None:
         print(f"NOTE: {note}")
 
 
-def print_rounds(results, rounds: list[int]) -> None:
-    """Each round's ratios against that round's own baselines, and their median: on a shared
-    machine the load drifts between phases, and a ratio from adjacent phases drifts less."""
+def round_medians(results, rounds: list[int]) -> dict[str, float]:
+    """Prints each round's ratios against that round's own baselines; returns their median per
+    phase. On a shared machine the load drifts between phases, and a ratio of adjacent phases
+    drifts less than one against baselines taken minutes apart."""
     by_round: dict[int, list] = {}
     for (ph, r), rnd in zip(results, rounds, strict=True):
         by_round.setdefault(rnd, []).append((ph, r))
     per_key: dict[str, list[float]] = {}
+    medians: dict[str, float] = {}
     print("\nper round (ratio against the same round's baselines):")
     for rnd, res in sorted(by_round.items()):
         base = _baselines(res)
@@ -717,6 +723,8 @@ def print_rounds(results, rounds: list[int]) -> None:
         mid = len(vals) // 2
         median = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
         print(f"  phase {key}: median {median:.3f}× over {len(vals)} rounds (min {vals[0]:.3f}×, max {vals[-1]:.3f}×)")
+        medians[key] = median
+    return medians
 
 
 def main(argv: list[str] | None = None) -> int:
