@@ -9,7 +9,8 @@ off, TLS 1.3, keep-alive); wrk drives each API in turn with a Lua script (method
         4 oauth2, rotating RS256 / ES256 JWTs (more distinct tokens than the verified-token cache
           holds, cycled in order: every request is a signature check)
         5 basic, one user (verified-credentials cache)          1' public again (drift check)
-  POST  6 10 KiB JSON, no protections    7 threat_protection (all 7 regex sets + json limits)
+  POST  6 10 KiB JSON, no protections    7 threat_protection (all 7 regex sets on path, query,
+          headers and body + json and xml limits: every protection on)
         8 openapi + validation.request   9 threat_protection + validation    6' no protections again
 
 Targets (issues 4 and 5): api_key and cached JWT each ≤ 1.10× the no-auth GET's CPU µs/req;
@@ -256,7 +257,9 @@ API = """  - name: {name}
 THREAT = """    threat_protection:
       regex:
         sets: [{sets}]
+        scan: [path, query, headers, body]
       json: {{}}
+      xml: {{}}
 """.format(sets=", ".join(THREAT_SETS))
 VALIDATION = """    openapi: {spec}
     validation: {request: true}

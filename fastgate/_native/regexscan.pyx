@@ -1239,6 +1239,10 @@ cdef class Match:
 # Gated block databases one PatternSet compiles at most (each about the size of the rules it
 # holds; the full set's is ~0.75 MB for the seven shipped sets).
 MAX_GATED_DATABASES = 16
+# Shorter buffers (paths, queries, header values: memoised by the threat policy anyway) scan
+# with the full database: gating pays off on bodies, and each new combination of gate bytes
+# costs a compile.
+GATED_MIN_BYTES = 256
 cdef object _UNROUTED = object()
 
 
@@ -1338,12 +1342,13 @@ cdef class PatternSet:
     cdef unsigned short* _cmask   # the same flat: rule i's clauses are _cmask[_cstart[i]:_cstart[i+1]]
     cdef Py_ssize_t* _cstart
     cdef bint _gated      # some rule has a clause
+    cdef Py_ssize_t _gate_min  # shorter buffers use the full database
     cdef dict _route      # presence mask -> _Subset, or None for the full database
     cdef dict _subsets    # alive rule indices (tuple) -> _Subset
     cdef object _compiling  # the thread compiling a subset, or None
     cdef tuple _wanted    # the subset it compiles
 
-    def __init__(self, rules, *, bint caseless=True, bint gates=True):
+    def __init__(self, rules, *, bint caseless=True, bint gates=True, Py_ssize_t gate_min=GATED_MIN_BYTES):
         cdef list ids = [], pats = []
         cdef set seen = set()
         cdef int flags = _FLAGS | (_hs.HS_FLAG_CASELESS if caseless else 0)
@@ -1376,6 +1381,7 @@ cdef class PatternSet:
         self._flags = flags
         self._masks = tuple(_gate_masks(pat.decode("ascii")) for pat in pats) if gates else ()
         self._gated = any(self._masks)
+        self._gate_min = gate_min
         if self._gated:
             n_cl = sum(len(m) for m in self._masks)
             self._cmask = <unsigned short*>malloc((n_cl + 1) * sizeof(unsigned short))
@@ -1432,7 +1438,7 @@ cdef class PatternSet:
             return None  # no rule matches empty data (hyperscan refuses such patterns)
         db = self._bdb
         bscan = self._bscan
-        if self._gated:
+        if self._gated and PyBytes_GET_SIZE(norm) >= self._gate_min:
             present = fg_rx_gates(<const unsigned char*>PyBytes_AS_STRING(norm), PyBytes_GET_SIZE(norm))
             sub = self._route.get(present, _UNROUTED)
             if sub is _UNROUTED:

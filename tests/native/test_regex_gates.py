@@ -121,7 +121,7 @@ def _settled_scan(ps: PatternSet, data: bytes, kind: str):
 
 
 def test_gated_verdicts_equal_the_full_set_on_the_corpora():
-    gated = PatternSet(RULES)
+    gated = PatternSet(RULES, gate_min=0)
     full = PatternSet(RULES, gates=False)
     differ = []
     for it in ITEMS:
@@ -141,7 +141,7 @@ FRAGMENTS = [it["text"] for it in ITEMS if it.get("class")][:400:7] + [
 
 
 _FULL = PatternSet(RULES, gates=False)
-_GATED = PatternSet(RULES)
+_GATED = PatternSet(RULES, gate_min=0)
 
 
 @settings(max_examples=150, deadline=None)
@@ -155,16 +155,29 @@ def test_gated_verdict_equals_the_full_set_on_mixtures(parts, kind):
 
 
 def test_a_buffer_no_rule_can_match_is_answered_without_a_scan():
-    ps = PatternSet([("lt", "<script"), ("semi", "; ?drop")])
+    ps = PatternSet([("lt", "<script"), ("semi", "; ?drop")], gate_min=0)
     assert ps.scan(b"plain words only") is None
     assert ps.scan(b"x <script") is not None
     assert ps.scan(b"a; drop") is not None
 
 
+def test_short_buffers_use_the_full_database():
+    # paths, queries and header values (memoised by the policy) never start a compile
+    ps = PatternSet(RULES)
+    assert ps.scan(b"application/json; charset=utf-8", kind="header") is None
+    assert ps.scan(b"x' or 1=1 --", kind="query") is not None
+    ps.settle()
+    assert ps.gated_databases == 0
+    body = b'{"note": "' + b"plain words " * 40 + b'"}'
+    assert ps.scan(body, kind="json") is None
+    ps.settle()
+    assert ps.gated_databases == 1
+
+
 def test_gated_databases_are_bounded():
     # every rule needs its own gate byte: each combination of gates present is its own subset
     rules = [(f"r{i}", re.escape(chr(g)) + "x") for i, g in enumerate(GATES)]
-    ps = PatternSet(rules)
+    ps = PatternSet(rules, gate_min=0)
     for i in range(1, 60):
         data = bytes(g for b, g in enumerate(GATES) if i >> (b % 6) & 1) + b" y"
         ps.scan(data)
