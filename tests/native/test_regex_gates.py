@@ -185,3 +185,48 @@ def test_gated_databases_are_bounded():
         ps.scan(data)
     assert ps.gated_databases == MAX_GATED_DATABASES  # asked for more; capped
     assert ps.scan(b"$x") is not None and ps.scan(b"$y") is None  # past the cap: the full set
+
+
+# ------------------------------------------------------------------------- the analysis, fuzzed
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="()[]{}|*+?.^$\\<>=;&`#/'!-,:0123abcdxyz ", max_size=40))
+def test_clauses_never_fail_on_any_pattern(pattern):
+    for clause in clauses(pattern):
+        assert clause and clause <= frozenset(GATES)
+
+
+_ATOMS = [re.escape(chr(g)) for g in GATES] + ["a", "b", "x", " ", r"\d", r"\s", r"\w", ".", "[<>]",
+                                                 "[;|]", "[^a]", "[a-c]", r"[()]"]
+
+
+def _regex(draw, depth: int = 0) -> str:
+    kind = draw(st.integers(0, 5 if depth < 3 else 0))
+    if kind == 0:
+        return draw(st.sampled_from(_ATOMS))
+    if kind == 1:
+        return "".join(_regex(draw, depth + 1) for _ in range(draw(st.integers(2, 4))))
+    if kind == 2:
+        return "(?:" + "|".join(_regex(draw, depth + 1) for _ in range(draw(st.integers(2, 3)))) + ")"
+    quant = ["?", "*", "+", "{0,2}", "{1,3}"][kind - 3 + draw(st.integers(0, 2))]
+    return "(?:" + _regex(draw, depth + 1) + ")" + quant
+
+
+@st.composite
+def _patterns(draw) -> str:
+    return _regex(draw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_patterns(), st.lists(st.text(alphabet="<>=;|&$`#/\\()'!*abx 1", max_size=12), min_size=1, max_size=8))
+def test_every_match_of_a_random_pattern_holds_a_byte_of_each_clause(pattern, texts):
+    # the analysis against hyperscan on patterns it was not written for
+    try:
+        alone = PatternSet([("r", pattern)], gates=False)
+    except ValueError:  # hyperscan refuses it (e.g. it can match empty input)
+        return
+    masks = gate_masks(pattern)
+    for text in texts:
+        data = text.encode()
+        if alone.scan(data, kind="body") is not None:
+            present = _present(normalise(data, "body"))
+            assert all(m & present for m in masks), (pattern, data)
