@@ -101,6 +101,7 @@ class Gateway:
         self._active_gauges: dict[str, object] = {}
         self.closed_since_trim = 0
         self.revocation_sync: revocations.RevocationSync | None = None  # with `redis:` (revocations.py)
+        self._background: set[asyncio.Task] = set()  # tasks started here that nobody awaits
 
     # ------------------------------------------------------------------ connections
     def connection_opened(self, conn: ServerConnection) -> None:
@@ -267,12 +268,34 @@ class Gateway:
             self.access_log = AccessLog(config.logging.access_log)
         for pool in old.retired_pools(runtime):
             pool.close()
+        self._retire_token_state(old, runtime)
         self.revocation_sync = await revocations.restart(self.revocation_sync, config.redis,
                                                        runtime.shared)
         await self._start_quota()
         self.metrics.config_reloads.labels("ok").inc()
         say("fastgate: config reloaded", err=True)
         return True
+
+    def _retire_token_state(self, old: Runtime, new: Runtime) -> None:
+        """A reload that moved the token service's storage (or turned it off) leaves the old
+        state unused: it is closed (its background task, its SQLite file or Redis connection)
+        once requests that began before the reload had shutdown_grace to finish."""
+        before = old.token_service.state if old.token_service is not None else None
+        after = new.token_service.state if new.token_service is not None else None
+        if before is None or before is after:
+            return
+        new.shared.discard(before)
+
+        async def close_later() -> None:
+            await asyncio.sleep(new.config.limits.shutdown_grace)
+            try:
+                await before.close()
+            except Exception as e:  # noqa: BLE001 - a failed close must not end the loop's task
+                log.warning("token service: closing the retired store failed: %s", type(e).__name__)
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _close_listener(self, state: ListenerState) -> None:
         if state.task is not None:

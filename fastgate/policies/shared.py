@@ -34,6 +34,11 @@ class SharedState:
             obj = self._objects[key] = factory()
         return obj
 
+    def discard(self, obj: Any) -> None:
+        """Forget `obj` (closed by its owner): a later get() of its key makes a new one."""
+        for key in [k for k, v in self._objects.items() if v is obj]:
+            del self._objects[key]
+
     def close(self) -> None:
         self.http.close()
 

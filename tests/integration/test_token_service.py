@@ -472,3 +472,30 @@ def test_plain_http_listener_does_not_serve_the_token_service(pki, echo, tmp_pat
         assert get(port, "/oauth2/jwks", tls_client).status == 200
     finally:
         g.stop()
+
+
+def test_reload_that_moves_the_storage_closes_the_old_store(pki, echo, tmp_path, tls_client):
+    # the old ServiceState (its task and its SQLite connection) is closed once shutdown_grace
+    # has passed: closing the file's last connection checkpoints and removes its write-ahead log
+    port = free_port()
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    grace = "limits:\n  shutdown_grace: 1s\n"
+    g = Gateway(grace + ts_config(pki, echo.port, port, a), tmp_path)
+    try:
+        form = {"grant_type": "client_credentials", "scope": "orders:read"}
+        first = token(port, tls_client, form).json()["access_token"]
+        assert (a / "token-service.db-wal").exists()
+        g.path.write_text(grace + ts_config(pki, echo.port, port, b))
+        before = sum("config reloaded" in line for line in g.err)
+        g.sighup()
+        assert _until(lambda: sum("config reloaded" in line for line in g.err) > before, 10)
+        assert token(port, tls_client, form).status == 200  # the new storage (a new signing key)
+        assert (b / "token-service.db").exists()
+        assert _until(lambda: not (a / "token-service.db-wal").exists(), 10), "old store still open"
+        # a token signed by the old key is no longer known to the new storage's key ring
+        assert get(port, "/orders/v1/orders/1", tls_client, headers=bearer(first)).status == 401
+        assert g.p.poll() is None
+    finally:
+        assert g.stop() == 0
