@@ -834,14 +834,20 @@ cdef extern from *:
         return fg_rx_identity_tail(s, i, n, plus);
     }
     #endif
-    static int fg_rx_avx2 = -1;
-    static int fg_rx_identity(const unsigned char* s, Py_ssize_t n, int plus) {
     #if defined(__GNUC__) && defined(__x86_64__)
+    static int fg_rx_avx2 = -1;
+    /* 1 when this CPU runs the AVX2 loops (asked once). */
+    static int fg_rx_has_avx2(void) {
         if (fg_rx_avx2 < 0) {
             __builtin_cpu_init();
             fg_rx_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
         }
-        if (fg_rx_avx2)
+        return fg_rx_avx2;
+    }
+    #endif
+    static int fg_rx_identity(const unsigned char* s, Py_ssize_t n, int plus) {
+    #if defined(__GNUC__) && defined(__x86_64__)
+        if (fg_rx_has_avx2())
             return fg_rx_identity_avx2(s, n, plus);
     #endif
     #if defined(__SSE2__)
@@ -910,11 +916,7 @@ cdef extern from *:
     #endif
     static unsigned fg_rx_gates(const unsigned char* s, Py_ssize_t n) {
     #if defined(__GNUC__) && defined(__x86_64__)
-        if (fg_rx_avx2 < 0) {
-            __builtin_cpu_init();
-            fg_rx_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-        }
-        if (fg_rx_avx2 && n >= 64)
+        if (n >= 64 && fg_rx_has_avx2())
             return fg_rx_gates_avx2(s, n);
     #endif
         return fg_rx_gates_tail(s, 0, n, 0);
@@ -1248,14 +1250,12 @@ cdef object _UNROUTED = object()
 
 @cython.final
 cdef class _Subset:
-    """A gated block database: the rules (indices) a presence mask leaves alive."""
+    """A gated block database (None: no rule can match) and its bound scan."""
 
-    cdef readonly tuple alive
     cdef readonly object db
     cdef object scan
 
-    def __cinit__(self, tuple alive, db):
-        self.alive = alive
+    def __cinit__(self, db):
         self.db = db
         self.scan = db.scan if db is not None else None
 
@@ -1338,15 +1338,13 @@ cdef class PatternSet:
     # rules is needed (until then the full database answers: a superset, the same verdict).
     cdef list _pats       # pattern bytes, by rule index
     cdef int _flags
-    cdef tuple _masks     # per rule: its clauses' presence bitmasks
-    cdef unsigned short* _cmask   # the same flat: rule i's clauses are _cmask[_cstart[i]:_cstart[i+1]]
+    cdef unsigned short* _cmask   # clauses' presence bitmasks: rule i's are _cmask[_cstart[i]:_cstart[i+1]]
     cdef Py_ssize_t* _cstart
     cdef bint _gated      # some rule has a clause
     cdef Py_ssize_t _gate_min  # shorter buffers use the full database
     cdef dict _route      # presence mask -> _Subset, or None for the full database
     cdef dict _subsets    # alive rule indices (tuple) -> _Subset
     cdef object _compiling  # the thread compiling a subset, or None
-    cdef tuple _wanted    # the subset it compiles
 
     def __init__(self, rules, *, bint caseless=True, bint gates=True, Py_ssize_t gate_min=GATED_MIN_BYTES):
         cdef list ids = [], pats = []
@@ -1379,26 +1377,24 @@ cdef class PatternSet:
         self._pending = []
         self._pats = pats
         self._flags = flags
-        self._masks = tuple(_gate_masks(pat.decode("ascii")) for pat in pats) if gates else ()
-        self._gated = any(self._masks)
+        masks = [_gate_masks(pat.decode("ascii")) for pat in pats] if gates else []
+        self._gated = any(masks)
         self._gate_min = gate_min
         if self._gated:
-            n_cl = sum(len(m) for m in self._masks)
-            self._cmask = <unsigned short*>malloc((n_cl + 1) * sizeof(unsigned short))
-            self._cstart = <Py_ssize_t*>malloc((len(self._masks) + 1) * sizeof(Py_ssize_t))
+            self._cmask = <unsigned short*>malloc((sum(len(m) for m in masks) + 1) * sizeof(unsigned short))
+            self._cstart = <Py_ssize_t*>malloc((len(masks) + 1) * sizeof(Py_ssize_t))
             if self._cmask == NULL or self._cstart == NULL:
                 raise MemoryError()
             j = 0
-            for i in range(len(self._masks)):
+            for i in range(len(masks)):
                 self._cstart[i] = j
-                for m in self._masks[i]:
+                for m in masks[i]:
                     self._cmask[j] = <unsigned short>m
                     j += 1
-            self._cstart[len(self._masks)] = j
+            self._cstart[len(masks)] = j
         self._route = {}
         self._subsets = {}
         self._compiling = None
-        self._wanted = None
         if pats:
             self._bdb = _compile(pats, ids, _hs.HS_MODE_BLOCK, flags)
             self._sdb = _compile(pats, ids, _hs.HS_MODE_STREAM, flags)
@@ -1471,7 +1467,7 @@ cdef class PatternSet:
     cdef object _route_for(self, unsigned present):
         """The _Subset for a presence mask seen for the first time (None: the full database).
         Remembered once its database exists; while it compiles the full database answers."""
-        cdef Py_ssize_t i, j, n = len(self._masks)
+        cdef Py_ssize_t i, j, n = len(self.rule_ids)
         cdef list ids = []
         for i in range(n):
             for j in range(self._cstart[i], self._cstart[i + 1]):
@@ -1480,11 +1476,11 @@ cdef class PatternSet:
             else:
                 ids.append(i)
         cdef tuple alive = tuple(ids)
-        if len(alive) == len(self._masks):
+        if len(alive) == n:
             self._route[present] = None
             return None
         if not alive:
-            sub = _Subset(alive, None)
+            sub = _Subset(None)
             self._route[present] = sub
             return sub
         if alive in self._subsets:  # compiled (None: its compile failed; the full set answers)
@@ -1495,7 +1491,6 @@ cdef class PatternSet:
             self._route[present] = None  # bounded: past the cap these buffers use the full set
             return None
         if self._compiling is None:
-            self._wanted = alive
             self._compiling = _threading.Thread(target=self._compile_subset, args=(alive,),
                                                 name="fastgate-regex-compile", daemon=True)
             self._compiling.start()
@@ -1506,13 +1501,12 @@ cdef class PatternSet:
             db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
             db.compile(expressions=[self._pats[i] for i in alive], ids=list(alive),
                        flags=[self._flags] * len(alive))
-            self._subsets[alive] = _Subset(alive, db)
+            self._subsets[alive] = _Subset(db)
         except BaseException:
             # never expected (a subset of rules that compiled together); the full set answers
             self._subsets[alive] = None
         finally:
             self._compiling = None
-            self._wanted = None
 
     def settle(self, timeout=None):
         """Wait for a gated database being compiled (tests and benchmarks: deterministic)."""
