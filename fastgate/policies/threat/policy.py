@@ -96,9 +96,7 @@ class ThreatPolicy:
         hit = None
         scan = self.scan
         if "path" in scan:
-            hit = self._memo_path.get(raw_path, _MISS)  # the memo's hit, inline: the usual case
-            if hit is _MISS:
-                hit = self._scan_head(raw_path, "path", self._memo_path)
+            hit = self._scan_head(raw_path, "path", self._memo_path)
         if hit is None and query and "query" in scan:
             hit = self._scan_head(query, "query", self._memo_query)
         if hit is None and "headers" in scan:
@@ -106,9 +104,7 @@ class ThreatPolicy:
             for name, value in req.headers:
                 if name in CREDENTIAL_HEADERS or name in skip_headers or name == b"host":
                     continue
-                hit = memo.get(value, _MISS)
-                if hit is _MISS:
-                    hit = self._scan_head(value, "header", memo)
+                hit = self._scan_head(value, "header", memo)
                 if hit is not None:
                     break
         if hit is not None:
@@ -185,15 +181,7 @@ class ThreatPolicy:
                 state.stop()
         if state is None:
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            if kind == "json":  # _scan_whole's usual case, inline
-                try:
-                    self._scan_json(body, self.json_limits)
-                    clean = True
-                except errors.PayloadRejected as e:
-                    (enforce or _raise)(_rejected(ctx, e))
-                    clean = False
-            else:
-                kind, clean = self._scan_whole(ctx, body, kind, enforce)
+            kind, clean = self._scan_whole(ctx, body, kind, enforce)
         else:
             body = b"".join(chunks)
             kind, clean = state.kind, state.clean
