@@ -27,6 +27,7 @@ from tests.integration.ts_helpers import (
     post_form,
     token,
     ts_config,
+    until,
 )
 
 
@@ -140,7 +141,7 @@ def test_password_grant_refresh_rotation_and_reuse_revokes_family(ts, tls_client
     assert r.status == 400 and r.json()["error"] == "invalid_grant"
     r = token(ts.port, tls_client, {"grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
     assert r.status == 400 and r.json()["error"] == "invalid_grant"
-    assert _until(lambda: get(ts.port, "/orders/v1/orders/1", tls_client,
+    assert until(lambda: get(ts.port, "/orders/v1/orders/1", tls_client,
                               headers=bearer(second["access_token"])).status == 401)
 
 
@@ -153,14 +154,6 @@ def test_password_grant_wrong_password_then_throttled(ts, tls_client):
     assert statuses[-1][0] == 429
     assert any(s == 429 for s, _ in statuses)
 
-
-def _until(check, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 # ---------------------------------------------------------------- authorization code + PKCE
@@ -256,7 +249,7 @@ def test_authorization_code_flow_as_a_browser(ts, tls_client):
     again = token(ts.port, tls_client, {"grant_type": "authorization_code", "code": q["code"],
                                         "redirect_uri": REDIRECT, "code_verifier": verifier}, client="web")
     assert again.status == 400 and again.json()["error"] == "invalid_grant"
-    assert _until(lambda: get(ts.port, "/orders/v1/orders/1", tls_client,
+    assert until(lambda: get(ts.port, "/orders/v1/orders/1", tls_client,
                               headers=bearer(doc["access_token"])).status == 401)
     r = token(ts.port, tls_client, {"grant_type": "refresh_token", "refresh_token": doc["refresh_token"]},
               client="web")
@@ -393,7 +386,7 @@ def test_revoke_refresh_token_and_introspect_it(ts, tls_client):
     assert post_form(ts.port, "/oauth2/revoke", tls_client, {"token": rt}, basic("svc", SECRETS["svc"])).status == 200
     i = post_form(ts.port, "/oauth2/introspect", tls_client, {"token": rt}, basic("svc", SECRETS["svc"]))
     assert i.json() == {"active": False}
-    assert _until(lambda: get(ts.port, "/orders/v1/orders/1", tls_client,
+    assert until(lambda: get(ts.port, "/orders/v1/orders/1", tls_client,
                               headers=bearer(r.json()["access_token"])).status == 401)
 
 
@@ -455,7 +448,7 @@ def test_sighup_keeps_keys_and_refresh_tokens(ts, tls_client):
     kids = get(ts.port, "/oauth2/jwks", tls_client).json()["keys"]
     before = sum("config reloaded" in line for line in ts.err)
     ts.sighup()
-    assert _until(lambda: sum("config reloaded" in line for line in ts.err) > before, 10)
+    assert until(lambda: sum("config reloaded" in line for line in ts.err) > before, 10)
     assert get(ts.port, "/oauth2/jwks", tls_client).json()["keys"] == kids
     assert get(ts.port, "/orders/v1/orders/1", tls_client, headers=bearer(doc["access_token"])).status == 200
     r2 = token(ts.port, tls_client, {"grant_type": "refresh_token", "refresh_token": doc["refresh_token"]})
@@ -490,10 +483,10 @@ def test_reload_that_moves_the_storage_closes_the_old_store(pki, echo, tmp_path,
         g.path.write_text(grace + ts_config(pki, echo.port, port, b))
         before = sum("config reloaded" in line for line in g.err)
         g.sighup()
-        assert _until(lambda: sum("config reloaded" in line for line in g.err) > before, 10)
+        assert until(lambda: sum("config reloaded" in line for line in g.err) > before, 10)
         assert token(port, tls_client, form).status == 200  # the new storage (a new signing key)
         assert (b / "token-service.db").exists()
-        assert _until(lambda: not (a / "token-service.db-wal").exists(), 10), "old store still open"
+        assert until(lambda: not (a / "token-service.db-wal").exists(), 10), "old store still open"
         # a token signed by the old key is no longer known to the new storage's key ring
         assert get(port, "/orders/v1/orders/1", tls_client, headers=bearer(first)).status == 401
         assert g.p.poll() is None

@@ -18,6 +18,7 @@ from tests.integration.ts_helpers import (
     post_form,
     token,
     ts_config,
+    until,
 )
 
 
@@ -36,14 +37,6 @@ def pair(pki, echo, redis_server, tmp_path_factory):
     g2.stop()
 
 
-def _until(check, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
-
 
 def test_token_from_one_node_accepted_by_the_other_then_revoked_everywhere(pair, tls_client):
     g1, g2 = pair
@@ -56,7 +49,7 @@ def test_token_from_one_node_accepted_by_the_other_then_revoked_everywhere(pair,
     assert rv.status == 200
     assert get(g1.port, "/orders/v1/orders/1", tls_client, headers=bearer(at)).status == 401
     start = time.monotonic()
-    assert _until(lambda: get(g2.port, "/orders/v1/orders/1", tls_client, headers=bearer(at)).status == 401)
+    assert until(lambda: get(g2.port, "/orders/v1/orders/1", tls_client, headers=bearer(at)).status == 401)
     assert time.monotonic() - start < 1.5  # revocations.py polls every 0.5 s
 
 
@@ -74,8 +67,8 @@ def test_refresh_token_single_use_across_nodes(pair, tls_client):
     r3 = token(g2.port, tls_client, {"grant_type": "refresh_token", "refresh_token": r2.json()["refresh_token"]})
     assert r3.status == 400
     at = r2.json()["access_token"]
-    assert _until(lambda: get(g2.port, "/orders/v1/orders/1", tls_client, headers=bearer(at)).status == 401)
-    assert _until(lambda: get(g1.port, "/orders/v1/orders/1", tls_client, headers=bearer(at)).status == 401)
+    assert until(lambda: get(g2.port, "/orders/v1/orders/1", tls_client, headers=bearer(at)).status == 401)
+    assert until(lambda: get(g1.port, "/orders/v1/orders/1", tls_client, headers=bearer(at)).status == 401)
 
 
 def test_both_nodes_publish_the_same_keys(pair, tls_client):
@@ -140,12 +133,12 @@ def test_redis_outage_is_503_and_a_restarted_empty_redis_gets_the_keys_back(pki,
         assert r.status == 503 and r.json()["error"] == "temporarily_unavailable"
         assert r.header("cache-control") == "no-store" and r.header("retry-after") == "1"
         server.start()  # same port, no data
-        assert _until(lambda: token(port, tls_client, {"grant_type": "password", "username": "alice",
+        assert until(lambda: token(port, tls_client, {"grant_type": "password", "username": "alice",
                                                         "password": PASSWORDS["alice"]}).status == 200, 8)
         import redis as redis_lib
 
         ring = redis_lib.Redis.from_url(server.url).hkeys("fastgate:{tskeys}:keys")
-        assert _until(lambda: kid.encode() in redis_lib.Redis.from_url(server.url).hkeys("fastgate:{tskeys}:keys"), 8), ring
+        assert until(lambda: kid.encode() in redis_lib.Redis.from_url(server.url).hkeys("fastgate:{tskeys}:keys"), 8), ring
         assert get(port, "/orders/v1/orders/1", tls_client, headers=bearer(first)).status == 200
     finally:
         g.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -116,3 +117,13 @@ def token(port: int, ctx, form: dict, client: str | None = "svc", secret: str | 
 
 def bearer(tok: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tok}"}
+
+
+def until(check, timeout: float = 3.0) -> bool:
+    """Poll check() until it holds or timeout seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
